@@ -1,0 +1,1 @@
+"""Techne's learning engine: encoders, classifiers, query strategies, rounds, metrics."""

@@ -1,0 +1,110 @@
+"""Engine set-up: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL, and the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from store import models
+from store.errors import StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_APPEND_ONLY_SQLITE = [
+    """CREATE TRIGGER IF NOT EXISTS annotation_events_no_update
+       BEFORE UPDATE ON annotation_events
+       BEGIN SELECT RAISE(ABORT, 'annotation events are append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS annotation_events_no_delete
+       BEFORE DELETE ON annotation_events
+       BEGIN SELECT RAISE(ABORT, 'annotation events are append-only'); END""",
+]
+_APPEND_ONLY_POSTGRES = [
+    """CREATE OR REPLACE FUNCTION techne_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'annotation events are append-only'; END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS annotation_events_append_only ON annotation_events",
+    """CREATE TRIGGER annotation_events_append_only
+       BEFORE UPDATE OR DELETE ON annotation_events
+       FOR EACH ROW EXECUTE FUNCTION techne_append_only()""",
+]
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of an SQLite file."""
+    return f"sqlite:///{path.resolve()}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and route them through psycopg 3."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL survives a killed process; only power loss can drop the last commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: big imports keep their indexes hot
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for `url`. Nothing is created or migrated here."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise StoreError(f"not a database URL: {url!r} ({exc})") from exc
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise StoreError(
+        f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL"
+    )
+
+
+def create_schema(engine: Engine) -> None:
+    """Create all tables and the append-only guards; safe to call on an existing store."""
+    SQLModel.metadata.create_all(engine)
+    statements = _APPEND_ONLY_SQLITE if engine.dialect.name == "sqlite" else _APPEND_ONLY_POSTGRES
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    with Session(engine) as session:
+        if session.get(models.StoreInfo, "schema_version") is None:
+            session.add(models.StoreInfo(key="schema_version", value=str(models.SCHEMA_VERSION)))
+            session.add(models.StoreInfo(key="created_at", value=models.utcnow().isoformat()))
+            session.commit()
+
+
+def check_schema(engine: Engine) -> None:
+    """Fail clearly when the database is missing its schema or comes from a newer Techne."""
+    try:
+        with Session(engine) as session:
+            row = session.exec(
+                select(models.StoreInfo).where(models.StoreInfo.key == "schema_version")
+            ).first()
+    except Exception as exc:
+        raise StoreError(
+            f"cannot read the Techne store at {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}. Run `techne init` first?"
+        ) from exc
+    if row is None:
+        raise StoreError("the database has no Techne schema: run `techne init` first")
+    if int(row.value) > models.SCHEMA_VERSION:
+        raise StoreError(
+            f"the store has schema version {row.value}; this Techne knows {models.SCHEMA_VERSION}."
+            " Upgrade Techne."
+        )

@@ -1,0 +1,229 @@
+"""Export gold datasets (JSONL, CSV, Parquet, Hugging Face folder) with a dataset card."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from store.errors import StoreError
+from store.io.atomic import atomic_path, atomic_writer
+from store.io.card import render_card
+from store.labels import GOLD_LEVELS, resolve
+from store.repository import Repository
+from store.splits import grouped_split
+
+EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf")
+SPLIT_NAMES = ("train", "dev", "test")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    fmt: str = "jsonl"
+    gold: str = "single"
+    """Weakest gold source accepted: adjudicated | majority | single."""
+    context_turns: int = 3
+    split: tuple[float, float, float] | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: str
+    card: str
+    format: str
+    rows: int
+    conversations: int
+    splits: dict[str, int]
+    labels: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def format_for(path: Path, explicit: str | None) -> str:
+    """The export format from --format or the output name (a name without suffix: hf)."""
+    if explicit:
+        if explicit not in EXPORT_FORMATS:
+            raise StoreError(
+                f"unknown export format {explicit!r}; use one of {', '.join(EXPORT_FORMATS)}"
+            )
+        return explicit
+    suffix = path.suffix.lower()
+    guessed = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", "": "hf"}.get(suffix)
+    if guessed is None:
+        raise StoreError(f"{path}: cannot tell the format from {suffix!r}; pass --format")
+    return guessed
+
+
+def gold_rows(repo: Repository, options: ExportOptions) -> list[dict[str, Any]]:
+    """One row per labelable message with a gold label, in conversation order."""
+    if options.gold not in GOLD_LEVELS:
+        raise StoreError(f"--gold must be one of {', '.join(GOLD_LEVELS)}, got {options.gold!r}")
+    states = {s.message_id: s for s in repo.iter_states()}
+    tags = repo.model_tags()
+    rows: list[dict[str, Any]] = []
+    window: deque[dict[str, str]] = deque(maxlen=max(options.context_turns, 0) or None)
+    conversation = None
+    for msg in repo.iter_messages():
+        if msg.conversation_id != conversation:
+            conversation = msg.conversation_id
+            window.clear()
+        state = states.get(msg.id)
+        gold = resolve(state, options.gold) if state is not None and msg.labelable else None
+        if gold is not None:
+            rows.append(
+                {
+                    "message_id": msg.external_id,
+                    "conversation_id": msg.conversation_external_id,
+                    "position": msg.position,
+                    "speaker": msg.speaker,
+                    "text": msg.text,
+                    "context": list(window) if options.context_turns > 0 else [],
+                    "label": ";".join(gold.labels),
+                    "labels": list(gold.labels),
+                    "gold_source": gold.source,
+                    "annotators": list(gold.annotators),
+                    "coders": [
+                        {"annotator": name, "label": ";".join(labels)}
+                        for name, labels in sorted(state.coder_labels.items())
+                    ]
+                    if state
+                    else [],
+                    "n_annotators": len(gold.annotators),
+                    "agreement": gold.agreement,
+                    "event_count": state.event_count if state else 0,
+                    "model_version": tags.get(state.suggested_by)
+                    if state and state.suggested_by
+                    else None,
+                }
+            )
+        if options.context_turns > 0:
+            window.append({"speaker": msg.speaker, "text": msg.text})
+    if options.split is not None:
+        sizes = Counter(r["conversation_id"] for r in rows)
+        assignment = grouped_split(sizes, options.split, SPLIT_NAMES, options.seed)
+        for row in rows:
+            row["split"] = assignment[row["conversation_id"]]
+    return rows
+
+
+def export(repo: Repository, out: Path, options: ExportOptions) -> ExportReport:
+    """Write the gold dataset and its card; both appear atomically, owner-readable only."""
+    rows = gold_rows(repo, options)
+    if not rows:
+        raise StoreError("nothing to export: no message has a gold label under this policy")
+    card = render_card(repo, rows, options, datetime.now(UTC))
+    card_path = out / "README.md" if options.fmt == "hf" else out.with_name(out.name + ".card.md")
+    if options.fmt == "hf":
+        _write_hf(out, rows, card)
+    else:
+        writer = {"jsonl": _write_jsonl, "csv": _write_csv, "parquet": _write_parquet}
+        writer[options.fmt](out, rows)
+        with atomic_writer(card_path) as fh:
+            fh.write(card)
+    report = ExportReport(
+        path=str(out),
+        card=str(card_path),
+        format=options.fmt,
+        rows=len(rows),
+        conversations=len({r["conversation_id"] for r in rows}),
+        splits=dict(Counter(r.get("split", "all") for r in rows)),
+        labels=dict(Counter(label for r in rows for label in r["labels"])),
+    )
+    return report
+
+
+def _write_jsonl(out: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_writer(out) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def neutralise(cell: str) -> str:
+    """Defuse spreadsheet formulas: a cell starting with = + - @ (or tab/CR) gets a quote."""
+    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
+
+
+def _csv_cells(row: dict[str, Any]) -> Iterator[str]:
+    for key, value in row.items():
+        if key == "labels":
+            continue
+        if key == "context":
+            value = "\n".join(f"{t['speaker']}: {t['text']}" for t in value)
+        elif key == "annotators":
+            value = ";".join(value)
+        elif key == "coders":
+            value = "; ".join(f"{c['annotator']}={c['label']}" for c in value)
+        elif value is None:
+            value = ""
+        yield neutralise(str(value))
+
+
+def _write_csv(out: Path, rows: list[dict[str, Any]]) -> None:
+    header = [k for k in rows[0] if k != "labels"]
+    with atomic_writer(out, newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(list(_csv_cells(row)))
+
+
+def _arrow_table(rows: list[dict[str, Any]]) -> Any:
+    import pyarrow as pa
+
+    context = pa.list_(pa.struct([("speaker", pa.string()), ("text", pa.string())]))
+    fields = [
+        ("message_id", pa.string()),
+        ("conversation_id", pa.string()),
+        ("position", pa.int64()),
+        ("speaker", pa.string()),
+        ("text", pa.string()),
+        ("context", context),
+        ("label", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("gold_source", pa.string()),
+        ("annotators", pa.list_(pa.string())),
+        ("coders", pa.list_(pa.struct([("annotator", pa.string()), ("label", pa.string())]))),
+        ("n_annotators", pa.int64()),
+        ("agreement", pa.float64()),
+        ("event_count", pa.int64()),
+        ("model_version", pa.string()),
+    ]
+    if "split" in rows[0]:
+        fields.append(("split", pa.string()))
+    return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+
+
+def _write_parquet(out: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow.parquet as pq
+
+    table = _arrow_table(rows)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _write_hf(out: Path, rows: list[dict[str, Any]], card: str) -> None:
+    # datasets is heavy to import; only this format needs it.
+    from datasets import Dataset, DatasetDict, disable_progress_bars
+
+    disable_progress_bars()
+
+    table = _arrow_table(rows)
+    with atomic_path(out, directory=True) as tmp:
+        if "split" in rows[0]:
+            parts = {}
+            for name in SPLIT_NAMES:
+                chosen = [r for r in rows if r["split"] == name]
+                if chosen:
+                    parts[name] = Dataset(_arrow_table(chosen))
+            DatasetDict(parts).save_to_disk(str(tmp))
+        else:
+            Dataset(table).save_to_disk(str(tmp))
+        (tmp / "README.md").write_text(card, encoding="utf-8")

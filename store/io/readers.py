@@ -1,0 +1,209 @@
+"""Stream rows out of CSV, JSONL and Parquet files, with the line each row came from."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from store.errors import InputError
+
+FORMATS = ("csv", "jsonl", "parquet")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+SNIFF_BYTES = 8192
+CSV_FIELD_LIMIT = 256 * 1024 * 1024
+"""The csv module's own limit (128 KiB) would turn a long message into a cryptic error; the
+importer checks length itself, against `max_text_chars`."""
+
+
+@dataclass
+class RowSource:
+    """An opened input file: its format, its header (if it has one), and a row iterator."""
+
+    path: Path
+    format: str
+    columns: list[str] | None
+    total_bytes: int
+    unit: str = "line"
+    bytes_read: int = 0
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield (line or row number, values)."""
+        if self.format == "csv":
+            return self._csv_rows()
+        if self.format == "jsonl":
+            return self._jsonl_rows()
+        return self._parquet_rows()
+
+    # -- formats -----------------------------------------------------------------------------
+
+    def _lines(self) -> Iterator[tuple[int, str]]:
+        """Decoded lines with their numbers; bad UTF-8 is reported with its line."""
+        with self.path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                self.bytes_read += len(raw)
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        str(self.path),
+                        number,
+                        None,
+                        f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at character "
+                        f"{exc.start + 1} of the line (save the file as UTF-8)",
+                    ) from None
+                if number == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
+                yield number, line
+
+    def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+        file = str(self.path)
+        lines = self._lines()
+        numbers: list[int] = []
+
+        def feed() -> Iterator[str]:
+            for number, line in lines:
+                numbers.append(number)
+                yield line
+
+        delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
+        reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InputError(file, None, None, "the file is empty") from None
+        except csv.Error as exc:
+            raise InputError(file, 1, None, f"bad CSV header: {exc}") from None
+        header = [h.strip() for h in header]
+        _check_header(file, header)
+        self.columns = header
+        width = len(header)
+        while True:
+            start = len(numbers) + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise InputError(file, start, None, f"malformed CSV: {exc}") from None
+            if not record:
+                continue
+            if len(record) != width:
+                raise InputError(
+                    file,
+                    start,
+                    None,
+                    f"expected {width} fields as in the header, found {len(record)}",
+                )
+            yield start, dict(zip(header, record, strict=True))
+
+    def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        file = str(self.path)
+        for number, line in self._lines():
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                hint = " (truncated line?)" if exc.pos >= len(line.rstrip()) - 1 else ""
+                raise InputError(
+                    file, number, None, f"invalid JSON{hint}: {exc.msg} at character {exc.colno}"
+                ) from None
+            if not isinstance(value, dict):
+                raise InputError(
+                    file, number, None, f"expected a JSON object, got {type(value).__name__}"
+                )
+            yield number, value
+
+    def _parquet_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        import pyarrow.parquet as pq
+
+        file = str(self.path)
+        try:
+            reader = pq.ParquetFile(self.path)
+        except Exception as exc:
+            raise InputError(file, None, None, f"not a readable Parquet file: {exc}") from None
+        number = 0
+        total_rows = max(reader.metadata.num_rows, 1)
+        for batch in reader.iter_batches(batch_size=10_000):
+            for values in batch.to_pylist():
+                number += 1
+                yield number, values
+            self.bytes_read = int(self.total_bytes * number / total_rows)
+
+
+def _check_header(file: str, header: list[str]) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(header, start=1):
+        if not name:
+            raise InputError(file, 1, None, f"column {index} of the header has no name")
+        if name in seen:
+            raise InputError(file, 1, name, "the header names this column twice")
+        seen.add(name)
+
+
+def detect_format(path: Path, explicit: str | None = None) -> str:
+    """csv | jsonl | parquet, from `explicit` or the file name."""
+    if explicit:
+        if explicit not in FORMATS:
+            raise InputError(
+                str(path),
+                None,
+                None,
+                f"unknown format {explicit!r}; use one of {', '.join(FORMATS)}",
+            )
+        return explicit
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            str(path),
+            None,
+            None,
+            f"cannot tell the format from the extension {path.suffix!r}: use .csv, .jsonl or "
+            ".parquet, or pass --format",
+        )
+    return fmt
+
+
+def open_rows(path: Path, fmt: str | None = None) -> RowSource:
+    """Open an input file for streaming, after checking it is what its name says."""
+    file = str(path)
+    if not path.exists():
+        raise InputError(file, None, None, "no such file")
+    if path.is_dir():
+        raise InputError(file, None, None, "is a folder, not a file")
+    fmt = detect_format(path, fmt)
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if fmt == "parquet":
+        if head[:4] != b"PAR1":
+            raise InputError(file, None, None, "not a Parquet file (missing PAR1 magic bytes)")
+        import pyarrow.parquet as pq
+
+        try:
+            columns = list(pq.ParquetFile(path).schema_arrow.names)
+        except Exception as exc:
+            raise InputError(file, None, None, f"not a readable Parquet file: {exc}") from None
+        return RowSource(path, fmt, columns, size, unit="row")
+    if b"\x00" in head:
+        offset = head.index(b"\x00")
+        raise InputError(
+            file,
+            None,
+            None,
+            f"looks like a binary file, not {fmt.upper()} text (NUL byte at offset {offset})",
+        )
+    return RowSource(path, fmt, None, size)

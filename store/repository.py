@@ -1,0 +1,482 @@
+"""The store's API: everything the learning loop and the UI read or write goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from store import models as m
+from store.codebooks import CodebookSpec
+from store.db import check_schema, create_schema, make_engine
+from store.domain import CodebookView, EventView, MessageView, TechniqueView
+from store.errors import StoreError
+from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, resolve
+
+EVENT_ROW_BATCH = 20_000
+
+
+class Repository:
+    """Typed access to one Techne store (SQLite file or PostgreSQL database)."""
+
+    def __init__(self, engine: Engine, codebook_key: str | None = None) -> None:
+        self.engine = engine
+        self.codebook_key = codebook_key
+
+    @classmethod
+    def open(cls, url: str, *, codebook_key: str | None = None, create: bool = False) -> Repository:
+        """Open the store at `url`; with create=True, make the schema if missing."""
+        engine = make_engine(url)
+        if create:
+            create_schema(engine)
+        else:
+            check_schema(engine)
+        return cls(engine, codebook_key)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def session(self) -> Session:
+        """A new unit of work (for store-internal modules such as importers)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # -- codebooks ---------------------------------------------------------------------------
+
+    def install_codebook(self, spec: CodebookSpec) -> CodebookView:
+        """Store a codebook, or bring a stored one up to date with `spec` (techniques are
+        added or redefined, never removed: old labels must keep meaning something)."""
+        with self.session() as s:
+            book = s.exec(select(m.Codebook).where(m.Codebook.key == spec.key)).first()
+            if book is None:
+                book = m.Codebook(key=spec.key, name=spec.name)
+            book.name, book.version = spec.name, spec.version
+            book.description, book.multi_label = spec.description, spec.multi_label
+            s.add(book)
+            s.flush()
+            assert book.id is not None
+            existing = {
+                t.key: t
+                for t in s.exec(select(m.Technique).where(m.Technique.codebook_id == book.id))
+            }
+            missing = set(existing) - set(spec.technique_keys())
+            if missing:
+                raise StoreError(
+                    f"codebook '{spec.key}' is stored with techniques {sorted(missing)} that "
+                    f"{spec.source or 'the new version'} drops; techniques are never removed"
+                )
+            for position, t in enumerate(spec.techniques):
+                row = existing.get(t.key) or m.Technique(
+                    codebook_id=book.id, key=t.key, name=t.name
+                )
+                row.name, row.definition, row.examples = t.name, t.definition, list(t.examples)
+                row.hotkey, row.target, row.position = t.hotkey, t.target, position
+                s.add(row)
+            s.commit()
+        return self.codebook(spec.key)
+
+    def codebook(self, key: str | None = None) -> CodebookView:
+        """The codebook `key` (default: the workspace's)."""
+        key = key or self.codebook_key
+        if not key:
+            raise StoreError("no codebook chosen for this workspace")
+        with self.session() as s:
+            book = s.exec(select(m.Codebook).where(m.Codebook.key == key)).first()
+            if book is None:
+                known = ", ".join(self.codebook_keys()) or "none"
+                raise StoreError(f"no codebook '{key}' in the store (stored: {known})")
+            rows = s.exec(
+                select(m.Technique)
+                .where(m.Technique.codebook_id == book.id)
+                .order_by(col(m.Technique.position))
+            ).all()
+        return CodebookView(
+            key=book.key,
+            name=book.name,
+            version=book.version,
+            description=book.description,
+            multi_label=book.multi_label,
+            techniques=tuple(
+                TechniqueView(t.key, t.name, t.definition, tuple(t.examples), t.hotkey, t.target)
+                for t in rows
+            ),
+        )
+
+    def codebook_keys(self) -> list[str]:
+        with self.session() as s:
+            return list(s.exec(select(m.Codebook.key).order_by(m.Codebook.key)))
+
+    # -- annotators --------------------------------------------------------------------------
+
+    def ensure_annotator(self, name: str, role: str = "expert") -> int:
+        """The id of annotator `name`, created with `role` if new."""
+        if role not in m.ROLES:
+            raise StoreError(f"role must be one of {', '.join(m.ROLES)}, got {role!r}")
+        name = name.strip()
+        if not name:
+            raise StoreError("annotator name must not be empty")
+        with self.session() as s:
+            row = s.exec(select(m.Annotator).where(m.Annotator.name == name)).first()
+            if row is None:
+                row = m.Annotator(name=name, role=role)
+                s.add(row)
+                s.commit()
+            assert row.id is not None
+            return row.id
+
+    def annotators(self) -> dict[str, str]:
+        """Annotator name -> role."""
+        with self.session() as s:
+            return {a.name: a.role for a in s.exec(select(m.Annotator).order_by(m.Annotator.name))}
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def message(self, message_id: int) -> MessageView:
+        with self.session() as s:
+            row = s.exec(
+                select(m.CounselingMessage, m.Conversation.external_id)
+                .join(m.Conversation)
+                .where(m.CounselingMessage.id == message_id)
+            ).first()
+        if row is None:
+            raise StoreError(f"no message with id {message_id}")
+        return _message_view(*row)
+
+    def find_message(self, external_id: str) -> MessageView:
+        """A message by its external id (or by its numeric id when given digits)."""
+        with self.session() as s:
+            row = s.exec(
+                select(m.CounselingMessage, m.Conversation.external_id)
+                .join(m.Conversation)
+                .where(m.CounselingMessage.external_id == external_id)
+            ).first()
+        if row is None:
+            if external_id.isdigit():
+                return self.message(int(external_id))
+            raise StoreError(f"no message with id {external_id!r}")
+        return _message_view(*row)
+
+    def context(self, message_id: int, before: int, after: int = 0) -> list[MessageView]:
+        """Up to `before` previous and `after` following turns of the message's conversation,
+        the message itself included, in order."""
+        msg = self.message(message_id)
+        with self.session() as s:
+            q = (
+                select(m.CounselingMessage)
+                .where(m.CounselingMessage.conversation_id == msg.conversation_id)
+                .where(m.CounselingMessage.position >= msg.position - before)
+                .where(m.CounselingMessage.position <= msg.position + after)
+                .order_by(col(m.CounselingMessage.position))
+            )
+            rows = s.exec(q).all()
+        return [_message_view(r, msg.conversation_external_id) for r in rows]
+
+    def conversation_messages(self, conversation_id: int) -> list[MessageView]:
+        with self.session() as s:
+            conv = s.get(m.Conversation, conversation_id)
+            if conv is None:
+                raise StoreError(f"no conversation with id {conversation_id}")
+            rows = s.exec(
+                select(m.CounselingMessage)
+                .where(m.CounselingMessage.conversation_id == conversation_id)
+                .order_by(col(m.CounselingMessage.position))
+            ).all()
+        return [_message_view(r, conv.external_id) for r in rows]
+
+    def iter_conversations(self, batch: int = 2_000) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """(id, external id, metadata) of every conversation."""
+        with self.session() as s:
+            result = s.exec(
+                select(m.Conversation.id, m.Conversation.external_id, m.Conversation.meta)
+                .order_by(m.Conversation.id)
+                .execution_options(yield_per=batch)
+            )
+            yield from result
+
+    def iter_messages(
+        self, *, labelable_only: bool = False, batch: int = 5_000
+    ) -> Iterator[MessageView]:
+        """Every message, ordered by conversation then position."""
+        with self.session() as s:
+            q = select(m.CounselingMessage, m.Conversation.external_id).join(m.Conversation)
+            if labelable_only:
+                q = q.where(m.CounselingMessage.labelable == True)  # noqa: E712
+            q = q.order_by(
+                col(m.CounselingMessage.conversation_id), col(m.CounselingMessage.position)
+            )
+            for row in s.exec(q.execution_options(yield_per=batch)):
+                yield _message_view(*row)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        message_id: int,
+        annotator: str,
+        kind: str,
+        labels: Sequence[str] = (),
+        *,
+        target_event_id: int | None = None,
+        model_version_id: int | None = None,
+        accepted_suggestion: bool | None = None,
+        seconds: float | None = None,
+        note: str | None = None,
+        reason: str | None = None,
+        source: str = "tui",
+    ) -> int:
+        """Append one annotation event and commit it; returns the event id."""
+        if kind not in m.EVENT_KINDS:
+            raise StoreError(f"event kind must be one of {', '.join(m.EVENT_KINDS)}, got {kind!r}")
+        if kind in LABELLING_KINDS or kind == "adjudicate":
+            self._check_labels(labels)
+        elif labels:
+            raise StoreError(f"a {kind} event carries no labels")
+        with self.session() as s:
+            who = s.exec(select(m.Annotator).where(m.Annotator.name == annotator)).first()
+            if who is None:
+                raise StoreError(f"unknown annotator {annotator!r}")
+            if kind == "adjudicate" and who.role not in ("lead", "maintainer"):
+                raise StoreError(f"{annotator} is an {who.role}: only leads adjudicate")
+            if s.get(m.CounselingMessage, message_id) is None:
+                raise StoreError(f"no message with id {message_id}")
+            if kind == "undo":
+                target = s.get(m.AnnotationEvent, target_event_id) if target_event_id else None
+                if target is None or target.message_id != message_id:
+                    raise StoreError("undo must name an event of the same message")
+                if target.annotator_id != who.id:
+                    raise StoreError("an annotator can only undo their own events")
+            row = m.AnnotationEvent(
+                message_id=message_id,
+                annotator_id=who.id,
+                kind=kind,
+                labels=list(labels),
+                target_event_id=target_event_id,
+                model_version_id=model_version_id,
+                accepted_suggestion=accepted_suggestion,
+                seconds=seconds,
+                note=note,
+                reason=reason,
+                source=source,
+            )
+            s.add(row)
+            s.commit()
+            assert row.id is not None
+            return row.id
+
+    def _check_labels(self, labels: Sequence[str]) -> None:
+        if not labels:
+            raise StoreError("a labelling event needs at least one label")
+        if self.codebook_key is None:
+            return
+        book = self.codebook()
+        unknown = [x for x in labels if x not in book.keys()]
+        if unknown:
+            raise StoreError(
+                f"unknown technique {unknown[0]!r} for codebook '{book.key}'"
+                f" (known: {', '.join(book.keys())})"
+            )
+        if len(labels) > 1 and not book.multi_label:
+            raise StoreError(f"codebook '{book.key}' takes one label per message")
+
+    def events(self, message_id: int) -> list[EventView]:
+        """Every event on a message, oldest first."""
+        with self.session() as s:
+            rows = s.exec(
+                select(m.AnnotationEvent, m.Annotator.name)
+                .join(m.Annotator)
+                .where(m.AnnotationEvent.message_id == message_id)
+                .order_by(col(m.AnnotationEvent.id))
+            ).all()
+        return [
+            EventView(
+                id=e.id or 0,
+                message_id=e.message_id,
+                annotator=name,
+                kind=e.kind,
+                labels=tuple(e.labels),
+                target_event_id=e.target_event_id,
+                model_version_id=e.model_version_id,
+                accepted_suggestion=e.accepted_suggestion,
+                seconds=e.seconds,
+                note=e.note,
+                reason=e.reason,
+                source=e.source,
+                created_at=e.created_at.isoformat(),
+            )
+            for e, name in rows
+        ]
+
+    def iter_states(self, message_ids: Iterable[int] | None = None) -> Iterator[MessageState]:
+        """The derived state of every message that has events (or of `message_ids`)."""
+        wanted = set(message_ids) if message_ids is not None else None
+        q = (
+            select(
+                m.AnnotationEvent.id,
+                m.AnnotationEvent.message_id,
+                m.Annotator.name,
+                m.AnnotationEvent.kind,
+                m.AnnotationEvent.labels,
+                m.AnnotationEvent.target_event_id,
+                m.AnnotationEvent.model_version_id,
+            )
+            .join(m.Annotator)
+            .order_by(col(m.AnnotationEvent.message_id), col(m.AnnotationEvent.id))
+        )
+        if wanted is not None and len(wanted) <= 5_000:
+            q = q.where(col(m.AnnotationEvent.message_id).in_(wanted))
+        with self.session() as s:
+            current: int | None = None
+            bucket: list[EventRow] = []
+            for row in s.exec(q.execution_options(yield_per=EVENT_ROW_BATCH)):
+                eid, mid, name, kind, labels, target, model = row
+                if wanted is not None and mid not in wanted:
+                    continue
+                if mid != current:
+                    if bucket:
+                        yield derive(bucket[0].message_id, bucket)
+                    current, bucket = mid, []
+                bucket.append(EventRow(eid, mid, name, kind, tuple(labels), target, model))
+            if bucket:
+                yield derive(bucket[0].message_id, bucket)
+
+    def gold(self, weakest: str = "single") -> dict[int, Gold]:
+        """Message id -> resolved gold label, for every message that has one."""
+        result: dict[int, Gold] = {}
+        for state in self.iter_states():
+            g = resolve(state, weakest)
+            if g is not None:
+                result[state.message_id] = g
+        return result
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of the main tables."""
+        tables = {
+            "conversations": m.Conversation,
+            "messages": m.CounselingMessage,
+            "events": m.AnnotationEvent,
+            "annotators": m.Annotator,
+            "model_versions": m.ModelVersion,
+            "predictions": m.Prediction,
+            "rounds": m.Round,
+        }
+        with self.session() as s:
+            out = {
+                name: s.exec(select(func.count()).select_from(t)).one()
+                for name, t in tables.items()
+            }
+            out["labelable_messages"] = s.exec(
+                select(func.count())
+                .select_from(m.CounselingMessage)
+                .where(m.CounselingMessage.labelable == True)  # noqa: E712
+            ).one()
+        return out
+
+    def active_model(self) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.exec(select(m.ModelVersion).where(m.ModelVersion.active == True)).first()  # noqa: E712
+        if row is None:
+            return None
+        return {
+            "id": row.id,
+            "tag": row.tag,
+            "backend": row.backend,
+            "encoder": row.encoder,
+            "created_at": row.created_at.isoformat(),
+            "macro_f1": row.metrics.get("macro_f1"),
+        }
+
+    def model_tags(self) -> dict[int, str]:
+        """Model version id -> tag."""
+        with self.session() as s:
+            return {
+                mid: tag
+                for mid, tag in s.exec(select(m.ModelVersion.id, m.ModelVersion.tag))
+                if mid is not None
+            }
+
+    def status(self) -> dict[str, Any]:
+        """Counts a person wants at a glance: messages, labels per technique and annotator."""
+        counts = self.counts()
+        per_technique: Counter[str] = Counter()
+        per_source: Counter[str] = Counter()
+        per_annotator: Counter[str] = Counter()
+        skipped = flagged = labelled = disputed = 0
+        for state in self.iter_states():
+            for name in state.coder_labels:
+                per_annotator[name] += 1
+            skipped += bool(state.skipped_by and not state.coder_labels)
+            flagged += bool(state.flags)
+            g = resolve(state, "single")
+            if g is None:
+                disputed += len(state.coder_labels) > 1
+                continue
+            labelled += 1
+            per_source[g.source] += 1
+            for label in g.labels:
+                per_technique[label] += 1
+        book = self.codebook() if self.codebook_key else None
+        order = book.keys() if book else sorted(per_technique)
+        roles = self.annotators()
+        return {
+            "codebook": book.key if book else None,
+            "messages": counts["messages"],
+            "labelable_messages": counts["labelable_messages"],
+            "conversations": counts["conversations"],
+            "labelled": labelled,
+            "unlabelled": counts["labelable_messages"] - labelled,
+            "labelled_per_technique": {k: per_technique.get(k, 0) for k in order},
+            "gold_sources": dict(per_source),
+            "per_annotator": {
+                name: {"role": roles.get(name, "expert"), "labelled": per_annotator[name]}
+                for name in sorted(per_annotator)
+            },
+            "skipped": skipped,
+            "flagged": flagged,
+            "disputed": disputed,
+            "events": counts["events"],
+            "rounds": counts["rounds"],
+            "model_versions": counts["model_versions"],
+            "active_model": self.active_model(),
+        }
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Row counts plus a hash of every event and message: equal iff nothing changed."""
+        digest = hashlib.sha256()
+        with self.session() as s:
+            for e in s.exec(select(m.AnnotationEvent).order_by(col(m.AnnotationEvent.id))):
+                digest.update(json.dumps(e.model_dump(mode="json"), sort_keys=True).encode())
+            events_hash = digest.hexdigest()
+            digest = hashlib.sha256()
+            for msg in s.exec(select(m.CounselingMessage).order_by(col(m.CounselingMessage.id))):
+                digest.update(json.dumps(msg.model_dump(mode="json"), sort_keys=True).encode())
+        return {
+            "counts": self.counts(),
+            "events_sha256": events_hash,
+            "messages_sha256": digest.hexdigest(),
+        }
+
+
+def _message_view(row: m.CounselingMessage, conversation_external_id: str) -> MessageView:
+    assert row.id is not None
+    return MessageView(
+        id=row.id,
+        external_id=row.external_id,
+        conversation_id=row.conversation_id,
+        conversation_external_id=conversation_external_id,
+        position=row.position,
+        speaker=row.speaker,
+        text=row.text,
+        labelable=row.labelable,
+        meta=dict(row.meta),
+    )

@@ -1,0 +1,153 @@
+"""A workspace: a folder with `techne.toml` and, by default, an SQLite `techne.db`."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from store.db import sqlite_url
+from store.errors import WorkspaceError
+
+CONFIG_NAME = "techne.toml"
+DB_NAME = "techne.db"
+ENV_WORKSPACE = "TECHNE_WORKSPACE"
+ENV_DB_URL = "TECHNE_DB_URL"
+
+CONFIG_TEMPLATE = """\
+# Techne workspace settings. Paths are relative to this file.
+
+[workspace]
+name = {name}
+codebook = {codebook}           # key of the active codebook (stored in the database)
+{db_line}
+
+[import]
+max_text_chars = 100000         # longest message accepted, in characters
+
+[model]
+encoder = "all-MiniLM-L6-v2"    # bundled offline; or a local Hugging Face model folder
+backend = "embed"               # embed (frozen encoder + linear head) | finetune
+device = "auto"                 # auto | cpu | cuda
+context_turns = 2               # previous turns the model sees
+
+[learning]
+strategy = "breaking-ties"      # see `techne retrain --help`
+batch_size = 20                 # messages queried per round
+eval_share = 0.2                # share of labelled conversations held out for metrics
+seed = 0
+
+[annotate]
+context_before = 4              # previous turns shown above the message
+show_next = false               # also show the next turn
+
+[export]
+context_turns = 3               # previous turns written with each exported message
+
+[keys]
+# Rebind annotation keys, e.g. accept = "enter", skip = "s", undo = "u,ctrl+z"
+"""
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A discovered workspace: its folder, parsed settings and database URL."""
+
+    root: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+    db_url: str = ""
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def codebook_key(self) -> str:
+        return str(self.section("workspace").get("codebook", ""))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One `[section]` of techne.toml (empty when absent)."""
+        value = self.settings.get(name, {})
+        if not isinstance(value, dict):
+            raise WorkspaceError(f"{self.config_path}: [{name}] must be a table")
+        return value
+
+
+def write_config(root: Path, *, name: str, codebook: str, db_url: str | None) -> Path:
+    """Write a fresh techne.toml into `root` (which must not have one)."""
+    path = root / CONFIG_NAME
+    db_line = (
+        f"db = {_toml_str(db_url)}"
+        if db_url
+        else f'# db = "postgresql://..."  # default: {DB_NAME}'
+    )
+    text = CONFIG_TEMPLATE.format(
+        name=_toml_str(name), codebook=_toml_str(codebook), db_line=db_line
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_settings(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkspaceError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise WorkspaceError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def find_root(explicit: Path | None = None, cwd: Path | None = None) -> Path:
+    """Find the workspace folder: explicit path, then $TECHNE_WORKSPACE, then cwd and parents."""
+    if explicit is not None:
+        if not (explicit / CONFIG_NAME).is_file():
+            raise WorkspaceError(f"{explicit}: not a Techne workspace (no {CONFIG_NAME})")
+        return explicit.resolve()
+    env = os.environ.get(ENV_WORKSPACE)
+    if env:
+        path = Path(env)
+        if not (path / CONFIG_NAME).is_file():
+            raise WorkspaceError(
+                f"${ENV_WORKSPACE}={env}: not a Techne workspace (no {CONFIG_NAME})"
+            )
+        return path.resolve()
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise WorkspaceError(
+        f"no Techne workspace in {here} or its parents: run `techne init`, or pass --workspace"
+    )
+
+
+def resolve_db_url(root: Path, settings: dict[str, Any], override: str | None = None) -> str:
+    """The database URL: --db, then $TECHNE_DB_URL, then techne.toml, then techne.db."""
+    if override:
+        return override
+    env = os.environ.get(ENV_DB_URL)
+    if env:
+        return env
+    configured = settings.get("workspace", {}).get("db")
+    if configured:
+        return str(configured)
+    return sqlite_url(root / DB_NAME)
+
+
+def load_workspace(explicit: Path | None = None, db_override: str | None = None) -> Workspace:
+    """Discover and parse a workspace."""
+    root = find_root(explicit)
+    settings = load_settings(root / CONFIG_NAME)
+    return Workspace(
+        root=root, settings=settings, db_url=resolve_db_url(root, settings, db_override)
+    )

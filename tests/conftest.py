@@ -1,0 +1,86 @@
+"""Shared fixtures: isolated environment, stores on SQLite and PostgreSQL, workspaces."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import seeds
+from store import Repository, load_codebook_file
+from tests.postgres import PostgresServer, find_bin
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+ANNOMI_SIMPLE = SHARED / "annomi" / "AnnoMI-simple.csv"
+ANNOMI_FULL = SHARED / "annomi" / "AnnoMI-full.csv"
+DATA = Path(__file__).resolve().parent / "data"
+
+ANNOMI_ARGS = [
+    "--text",
+    "utterance_text",
+    "--speaker",
+    "interlocutor",
+    "--conversation",
+    "transcript_id",
+    "--order",
+    "utterance_id",
+    "--label",
+    "main_therapist_behaviour",
+    "--annotator",
+    "annomi",
+    "--labelable-speaker",
+    "therapist",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's own workspace, database and home out of every test."""
+    for var in ("TECHNE_WORKSPACE", "TECHNE_DB_URL"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (skips locally when not installed)."""
+    if not find_bin("initdb"):
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; .ci/run should have installed it")
+        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'techne.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
+
+
+@pytest.fixture
+def annomi_repo(store_url: str) -> Iterator[Repository]:
+    """A store on either backend with the AnnoMI codebook installed."""
+    repo = Repository.open(store_url, create=True)
+    repo.install_codebook(load_codebook_file(seeds.CODEBOOKS / "annomi.toml"))
+    repo.codebook_key = "annomi"
+    yield repo
+    repo.close()
+
+
+@pytest.fixture
+def annomi_csv() -> Path:
+    if not ANNOMI_SIMPLE.exists():
+        pytest.skip(f"AnnoMI not available: {ANNOMI_SIMPLE} is missing (../shared absent)")
+    return ANNOMI_SIMPLE

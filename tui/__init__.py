@@ -1,0 +1,1 @@
+"""Techne's user-facing layer: the command line and (soon) the Textual annotation app."""

@@ -1,0 +1,514 @@
+"""The `techne` command line. Imports stay light: torch loads only in commands that train."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from store import (
+    Repository,
+    TechneError,
+    Workspace,
+    WorkspaceError,
+    load_codebook_file,
+    load_workspace,
+    write_config,
+)
+from store.io import ColumnMap, ExportOptions, export, format_for, import_file
+from store.workspace import CONFIG_NAME, DB_NAME, resolve_db_url
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    name="techne",
+    help="Code therapy techniques in counseling text: label, learn, export.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Options:
+    """Global options, kept on the click context."""
+
+    def __init__(self, workspace: Path | None, db: str | None) -> None:
+        self.workspace = workspace
+        self.db = db
+
+    def open(self) -> tuple[Workspace, Repository]:
+        ws = load_workspace(self.workspace, self.db)
+        repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+        return ws, repo
+
+
+def _opts(ctx: typer.Context) -> Options:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Options)
+    return obj
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder (default: $TECHNE_WORKSPACE, "
+            "then the current folder and its parents).",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database URL, e.g. postgresql://user@host/techne "
+            "(default: $TECHNE_DB_URL, then techne.toml, then techne.db).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = Options(workspace, db)
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help(), markup=False)
+
+
+# -- init -------------------------------------------------------------------------------------
+
+
+def _codebook_spec(name_or_file: str) -> Any:
+    import seeds
+
+    path = seeds.codebook_path(name_or_file)
+    if path is None:
+        candidate = Path(name_or_file)
+        if not candidate.suffix and not candidate.exists():
+            raise WorkspaceError(
+                f"no bundled codebook {name_or_file!r}; bundled: "
+                f"{', '.join(seeds.builtin_codebooks())} (or pass a .toml file)"
+            )
+        path = candidate
+    return load_codebook_file(path)
+
+
+def init_workspace(path: Path, codebook: str, db: str | None, name: str | None = None) -> Workspace:
+    """Create a workspace folder with techne.toml, its database and codebook."""
+    spec = _codebook_spec(codebook)
+    if (path / CONFIG_NAME).exists():
+        raise WorkspaceError(f"{path} is already a Techne workspace ({CONFIG_NAME} exists)")
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        url = resolve_db_url(path, {"workspace": {"db": db}} if db else {})
+        repo = Repository.open(url, create=True)
+        try:
+            repo.install_codebook(spec)
+        finally:
+            repo.close()
+        write_config(path, name=name or path.resolve().name, codebook=spec.key, db_url=db)
+    except BaseException:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    return load_workspace(path, db)
+
+
+@app.command("init")
+def init_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")] = Path("."),
+    codebook: Annotated[
+        str,
+        typer.Option(
+            "--codebook", "-c", help="Bundled codebook (mi, annomi, supportive) or a .toml file."
+        ),
+    ] = "mi",
+    db: Annotated[
+        str | None, typer.Option("--db", help="Store in this database instead of techne.db.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Workspace name (default: folder name).")] = None,
+) -> None:
+    """Create a workspace: techne.toml, the database and the codebook.
+
+    Examples:
+
+        techne init study --codebook annomi
+
+        techne init team --db postgresql://techne@db.example/techne
+    """
+    db = db or _opts(ctx).db
+    ws = init_workspace(path, codebook, db, name)
+    where = ws.db_url if db else str(ws.root / DB_NAME)
+    out.print(
+        f"Created workspace {ws.root} (codebook {ws.codebook_key}, store {where})", markup=False
+    )
+
+
+# -- import -----------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="CSV, JSONL or Parquet files.")],
+    text: Annotated[str, typer.Option(help="Column with the message text.")] = "text",
+    speaker: Annotated[str | None, typer.Option(help="Column with the speaker role.")] = None,
+    conversation: Annotated[
+        str | None, typer.Option(help="Column with the conversation id.")
+    ] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Column with the turn number in its conversation.")
+    ] = None,
+    id: Annotated[str | None, typer.Option("--id", help="Column with a unique message id.")] = None,  # noqa: A002
+    label: Annotated[
+        str | None, typer.Option(help="Column with existing labels (technique keys).")
+    ] = None,
+    annotator: Annotated[str | None, typer.Option(help="Who gave the labels in --label.")] = None,
+    labelable_speaker: Annotated[
+        list[str] | None,
+        typer.Option(help="Speaker whose messages get coded (repeatable; default: all)."),
+    ] = None,
+    conversation_field: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Column constant within a conversation, kept as its metadata (repeatable)."
+        ),
+    ] = None,
+    label_separator: Annotated[
+        str, typer.Option(help="Separator of several labels in one cell.")
+    ] = ";",
+    id_prefix: Annotated[
+        str, typer.Option(help="Prefix for conversation and message ids, to keep sources apart.")
+    ] = "",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv | jsonl | parquet (default: from the extension)."),
+    ] = None,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Import the valid rows; write the bad ones to --rejects."),
+    ] = False,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where --skip-bad writes rejected rows (JSONL).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Import messages, and optionally existing labels, from files.
+
+    Every row is validated; one bad row aborts the import and leaves the store unchanged
+    (or use --skip-bad --rejects FILE). Importing the same file again adds nothing.
+
+    Example (AnnoMI):
+
+        techne import AnnoMI-simple.csv --text utterance_text --speaker interlocutor
+        --conversation transcript_id --order utterance_id --label main_therapist_behaviour
+        --annotator annomi --labelable-speaker therapist --conversation-field mi_quality
+        --conversation-field topic
+    """
+    if skip_bad and rejects is None:
+        raise click.UsageError("--skip-bad needs --rejects FILE to say where bad rows go")
+    ws, repo = _opts(ctx).open()
+    columns = ColumnMap(
+        text=text,
+        speaker=speaker,
+        conversation=conversation,
+        order=order,
+        id=id,
+        label=label,
+        annotator=annotator,
+        labelable_speakers=tuple(s.strip().lower() for s in labelable_speaker or ()),
+        conversation_fields=tuple(conversation_field or ()),
+        label_separator=label_separator,
+        id_prefix=id_prefix,
+    )
+    max_chars = int(ws.section("import").get("max_text_chars", 100_000))
+    reports = []
+    try:
+        for file in files:
+            with _progress(f"import {file.name}", enabled=not as_json) as advance:
+                report = import_file(
+                    repo,
+                    file,
+                    columns,
+                    fmt=fmt,
+                    max_text_chars=max_chars,
+                    skip_bad=skip_bad,
+                    rejects_path=rejects,
+                    progress=advance,
+                )
+            reports.append(report)
+            if not as_json:
+                out.print(
+                    f"{file}: {report.rows:,} rows, {report.messages_added:,} new messages "
+                    f"({report.messages_existing:,} already there), {report.conversations_added:,} "
+                    f"new conversations, {report.labels_added:,} labels"
+                    + (f", {report.rejected:,} rejected -> {rejects}" if report.rejected else "")
+                    + f" in {report.seconds:.1f} s",
+                    markup=False,
+                )
+    finally:
+        repo.close()
+    if as_json:
+        out.print_json(json.dumps([r.as_dict() for r in reports]))
+
+
+class _progress:
+    """A rich progress bar on an interactive terminal; silent otherwise."""
+
+    def __init__(self, description: str, enabled: bool = True) -> None:
+        self.description = description
+        self.enabled = enabled and err.is_terminal
+        self._progress: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._progress.start()
+        task = self._progress.add_task(self.description, total=None)
+
+        def advance(done: int, total: int) -> None:
+            self._progress.update(task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def _parse_split(value: str | None) -> tuple[float, float, float] | None:
+    if not value:
+        return None
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected three numbers like 0.8,0.1,0.1, got {value!r}"
+        ) from None
+    if len(parts) != 3 or abs(sum(parts) - 1) > 1e-6 or min(parts) < 0:
+        raise click.BadParameter(
+            f"train,dev,test shares must be three numbers summing to 1, got {value!r}"
+        )
+    return parts[0], parts[1], parts[2]
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Argument(help="File (.jsonl, .csv, .parquet) or folder (hf).")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="jsonl | csv | parquet | hf (default: from OUTPUT)."),
+    ] = None,
+    gold: Annotated[
+        str, typer.Option(help="Weakest gold source accepted: adjudicated | majority | single.")
+    ] = "single",
+    split: Annotated[
+        str | None,
+        typer.Option(help="Conversation-grouped train,dev,test shares, e.g. 0.8,0.1,0.1."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    context: Annotated[
+        int | None, typer.Option(help="Previous turns written with each message.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Export the gold dataset with provenance and a dataset card.
+
+    Examples:
+
+        techne export gold.jsonl --split 0.8,0.1,0.1 --seed 0
+
+        techne export gold_hf --format hf --gold majority
+    """
+    ws, repo = _opts(ctx).open()
+    try:
+        options = ExportOptions(
+            fmt=format_for(output, fmt),
+            gold=gold,
+            context_turns=context
+            if context is not None
+            else int(ws.section("export").get("context_turns", 3)),
+            split=_parse_split(split),
+            seed=seed,
+        )
+        report = export(repo, output, options)
+    finally:
+        repo.close()
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        splits = ", ".join(f"{k} {v:,}" for k, v in report.splits.items())
+        out.print(
+            f"Wrote {report.rows:,} messages from {report.conversations:,} conversations to "
+            f"{report.path} ({report.format}; {splits}); card: {report.card}",
+            markup=False,
+        )
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def print_status(ws: Workspace, report: dict[str, Any]) -> None:
+    """The status report as tables."""
+    out.print(f"Workspace {ws.root}  ·  codebook {report['codebook']}", markup=False)
+    out.print(
+        f"{report['messages']:,} messages in {report['conversations']:,} conversations; "
+        f"{report['labelable_messages']:,} to code, {report['labelled']:,} labelled, "
+        f"{report['unlabelled']:,} to go; {report['skipped']:,} skipped, "
+        f"{report['flagged']:,} flagged",
+        markup=False,
+    )
+    table = Table(title="Labelled per technique", title_justify="left")
+    table.add_column("technique")
+    table.add_column("messages", justify="right")
+    for key, count in report["labelled_per_technique"].items():
+        table.add_row(key, f"{count:,}")
+    out.print(table)
+    if report["per_annotator"]:
+        people = Table(title="Per annotator", title_justify="left")
+        people.add_column("annotator")
+        people.add_column("role")
+        people.add_column("labelled", justify="right")
+        for name, row in report["per_annotator"].items():
+            people.add_row(name, row["role"], f"{row['labelled']:,}")
+        out.print(people)
+    model = report["active_model"]
+    model_text = f"{model['tag']} ({model['backend']})" if model else "none yet"
+    out.print(f"Rounds: {report['rounds']}  ·  active model: {model_text}", markup=False)
+
+
+@app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Messages, conversations, labels per technique and annotator, rounds, active model.
+
+    Example:
+
+        techne -w study status --json
+    """
+    ws, repo = _opts(ctx).open()
+    try:
+        report = repo.status()
+    finally:
+        repo.close()
+    if as_json:
+        out.print_json(json.dumps({"workspace": str(ws.root), **report}))
+    else:
+        print_status(ws, report)
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+DEMO_ANNOTATOR = "demo-seed"
+
+
+def build_demo(path: Path, fresh: bool = False) -> Workspace:
+    """Create (or reuse) the demo workspace from the bundled corpus and codebook."""
+    import seeds
+
+    if fresh and path.exists():
+        if not (path / CONFIG_NAME).exists():
+            raise WorkspaceError(f"{path} exists and is not a Techne workspace; not removing it")
+        shutil.rmtree(path)
+    if not (path / CONFIG_NAME).exists():
+        init_workspace(path, "mi", None, name="techne-demo")
+    ws = load_workspace(path)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    try:
+        import_file(
+            repo,
+            seeds.demo_corpus(),
+            ColumnMap(
+                text="text",
+                speaker="speaker",
+                conversation="conversation_id",
+                order="turn",
+                label="seed_label",
+                annotator=DEMO_ANNOTATOR,
+                labelable_speakers=("therapist",),
+                conversation_fields=("topic", "quality", "outcome"),
+            ),
+        )
+    finally:
+        repo.close()
+    return ws
+
+
+@app.command("demo")
+def demo_cmd(
+    path: Annotated[Path, typer.Option("--path", help="Where the demo workspace lives.")] = Path(
+        "demo-workspace"
+    ),
+    fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild it from scratch.")] = False,
+) -> None:
+    """Build the demo workspace from the bundled corpus (MI codebook, seed labels) and show it.
+
+    Example:
+
+        techne demo --fresh
+    """
+    ws = build_demo(path, fresh)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    try:
+        print_status(ws, repo.status())
+    finally:
+        repo.close()
+    out.print(f"\nTry: techne -w {path} status", markup=False)
+
+
+# -- entry point ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage)."""
+    try:
+        app(args=argv, prog_name="techne", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted", markup=False)
+        return 130
+    except TechneError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+_ = os  # os is used by later commands
