@@ -49,6 +49,7 @@ class Gold:
     annotators: tuple[str, ...]
     agreement: float | None
     """Share of coders whose labels equal the gold labels; None with a single coder."""
+    adjudicator: str | None = None
 
 
 def derive(message_id: int, events: Iterable[EventRow]) -> MessageState:
@@ -90,7 +91,13 @@ def resolve(state: MessageState, weakest: str = "single") -> Gold | None:
     coders = tuple(sorted(state.coder_labels))
     agreement = _agreement(state, None)
     if state.adjudicated is not None:
-        return Gold(state.adjudicated, "adjudicated", coders, _agreement(state, state.adjudicated))
+        return Gold(
+            state.adjudicated,
+            "adjudicated",
+            coders,
+            _agreement(state, state.adjudicated),
+            state.adjudicator,
+        )
     if not coders:
         return None
     if len(coders) == 1:

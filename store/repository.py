@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from store import models as m
 from store.codebooks import CodebookSpec
@@ -196,11 +197,13 @@ class Repository:
         """(id, external id, metadata) of every conversation."""
         with self.session() as s:
             result = s.exec(
-                select(m.Conversation.id, m.Conversation.external_id, m.Conversation.meta)
-                .order_by(m.Conversation.id)
+                select(col(m.Conversation.id), m.Conversation.external_id, m.Conversation.meta)
+                .order_by(col(m.Conversation.id))
                 .execution_options(yield_per=batch)
             )
-            yield from result
+            for cid, ext, meta in result:
+                assert cid is not None
+                yield cid, ext, dict(meta)
 
     def iter_messages(
         self, *, labelable_only: bool = False, batch: int = 5_000
@@ -254,6 +257,7 @@ class Repository:
                     raise StoreError("undo must name an event of the same message")
                 if target.annotator_id != who.id:
                     raise StoreError("an annotator can only undo their own events")
+            assert who.id is not None
             row = m.AnnotationEvent(
                 message_id=message_id,
                 annotator_id=who.id,
@@ -318,25 +322,29 @@ class Repository:
     def iter_states(self, message_ids: Iterable[int] | None = None) -> Iterator[MessageState]:
         """The derived state of every message that has events (or of `message_ids`)."""
         wanted = set(message_ids) if message_ids is not None else None
+        events, annotators = (
+            SQLModel.metadata.tables["annotation_events"],
+            SQLModel.metadata.tables["annotators"],
+        )
         q = (
-            select(
-                m.AnnotationEvent.id,
-                m.AnnotationEvent.message_id,
-                m.Annotator.name,
-                m.AnnotationEvent.kind,
-                m.AnnotationEvent.labels,
-                m.AnnotationEvent.target_event_id,
-                m.AnnotationEvent.model_version_id,
+            sa_select(
+                events.c.id,
+                events.c.message_id,
+                annotators.c.name,
+                events.c.kind,
+                events.c.labels,
+                events.c.target_event_id,
+                events.c.model_version_id,
             )
-            .join(m.Annotator)
-            .order_by(col(m.AnnotationEvent.message_id), col(m.AnnotationEvent.id))
+            .join(annotators, annotators.c.id == events.c.annotator_id)
+            .order_by(events.c.message_id, events.c.id)
         )
         if wanted is not None and len(wanted) <= 5_000:
-            q = q.where(col(m.AnnotationEvent.message_id).in_(wanted))
-        with self.session() as s:
+            q = q.where(events.c.message_id.in_(wanted))
+        with self.engine.connect() as conn:
             current: int | None = None
             bucket: list[EventRow] = []
-            for row in s.exec(q.execution_options(yield_per=EVENT_ROW_BATCH)):
+            for row in conn.execute(q.execution_options(yield_per=EVENT_ROW_BATCH)):
                 eid, mid, name, kind, labels, target, model = row
                 if wanted is not None and mid not in wanted:
                     continue

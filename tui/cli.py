@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -217,7 +215,7 @@ def import_cmd(
         --conversation-field topic
     """
     if skip_bad and rejects is None:
-        raise click.UsageError("--skip-bad needs --rejects FILE to say where bad rows go")
+        raise typer.BadParameter("--skip-bad needs --rejects FILE to say where bad rows go")
     ws, repo = _opts(ctx).open()
     columns = ColumnMap(
         text=text,
@@ -306,11 +304,11 @@ def _parse_split(value: str | None) -> tuple[float, float, float] | None:
     try:
         parts = tuple(float(p) for p in value.split(","))
     except ValueError:
-        raise click.BadParameter(
+        raise typer.BadParameter(
             f"expected three numbers like 0.8,0.1,0.1, got {value!r}"
         ) from None
     if len(parts) != 3 or abs(sum(parts) - 1) > 1e-6 or min(parts) < 0:
-        raise click.BadParameter(
+        raise typer.BadParameter(
             f"train,dev,test shares must be three numbers summing to 1, got {value!r}"
         )
     return parts[0], parts[1], parts[2]
@@ -491,14 +489,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage)."""
     try:
         app(args=argv, prog_name="techne", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except typer.Abort:
         err.print("aborted", markup=False)
         return 130
+    except typer.TyperException as exc:  # click's usage errors, vendored by typer
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {exc}", markup=False)
+        return int(getattr(exc, "exit_code", 2))
     except TechneError as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return 1
@@ -511,4 +513,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-_ = os  # os is used by later commands

@@ -34,11 +34,18 @@ def atomic_path(path: Path, *, directory: bool = False) -> Iterator[Path]:
         _restrict(tmp)
         if directory:
             if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
+                # Swap through a unique aside name, so the old export is gone only once the
+                # new one is in place. Callers decide whether `path` may be replaced.
+                old = Path(
+                    tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
+                )
+                old.rmdir()
                 path.rename(old)
                 tmp.rename(path)
-                shutil.rmtree(old, ignore_errors=True)
+                if old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink(missing_ok=True)
             else:
                 tmp.rename(path)
         else:

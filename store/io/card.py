@@ -52,6 +52,7 @@ def render_card(
     labels = Counter(label for r in rows for label in r["labels"])
     sources = Counter(r["gold_source"] for r in rows)
     per_annotator = Counter(a for r in rows for a in r["annotators"])
+    adjudicated = Counter(r["adjudicator"] for r in rows if r["adjudicator"])
     roles = repo.annotators()
     multi = [r for r in rows if r["n_annotators"] >= 2]
     splits = Counter(r.get("split", "all") for r in rows)
@@ -85,9 +86,17 @@ def render_card(
     total = sum(labels.values()) or 1
     for t in book.techniques:
         out.append(f"| {t.key} | {labels.get(t.key, 0):,} | {labels.get(t.key, 0) / total:.1%} |")
-    out += ["", "## Annotators", "", "| annotator | role | gold messages coded |", "|---|---|---:|"]
-    for name, count in sorted(per_annotator.items()):
-        out.append(f"| {name} | {roles.get(name, '?')} | {count:,} |")
+    out += [
+        "",
+        "## Annotators",
+        "",
+        "| annotator | role | gold messages coded | adjudicated |",
+        "|---|---|---:|---:|",
+    ]
+    for name in sorted(set(per_annotator) | set(adjudicated)):
+        out.append(
+            f"| {name} | {roles.get(name, '?')} | {per_annotator[name]:,} | {adjudicated[name]:,} |"
+        )
     out += ["", "## Agreement", ""]
     if multi:
         mean = sum(r["agreement"] for r in multi if r["agreement"] is not None) / len(multi)
@@ -112,7 +121,8 @@ def render_card(
         "## Columns",
         "",
         "message_id, conversation_id, position, speaker, text; context (previous turns); "
-        "label (`;`-joined) and labels; gold_source; annotators, n_annotators; agreement "
+        "label (`;`-joined) and labels; gold_source; annotators, n_annotators, coders (each "
+        "coder's label), adjudicator; agreement "
         "(share of coders agreeing with the gold label, empty with one coder); event_count "
         "(every recorded annotation event); model_version (the model whose suggestion was on "
         "screen when the label was given)" + ("; split" if options.split else "") + ".",

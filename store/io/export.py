@@ -90,6 +90,7 @@ def gold_rows(repo: Repository, options: ExportOptions) -> list[dict[str, Any]]:
                     "labels": list(gold.labels),
                     "gold_source": gold.source,
                     "annotators": list(gold.annotators),
+                    "adjudicator": gold.adjudicator,
                     "coders": [
                         {"annotator": name, "label": ";".join(labels)}
                         for name, labels in sorted(state.coder_labels.items())
@@ -114,8 +115,28 @@ def gold_rows(repo: Repository, options: ExportOptions) -> list[dict[str, Any]]:
     return rows
 
 
+HF_MARKERS = ("dataset_info.json", "dataset_dict.json")
+
+
+def check_output(out: Path, fmt: str) -> None:
+    """Refuse to overwrite anything that is not an earlier export of the same kind."""
+    if not out.exists():
+        return
+    if fmt == "hf":
+        if not out.is_dir():
+            raise StoreError(f"{out} is a file; a Hugging Face export needs a folder name")
+        if any(out.iterdir()) and not any((out / m).exists() for m in HF_MARKERS):
+            raise StoreError(
+                f"{out} is a folder that holds something other than a Hugging Face dataset; "
+                "not replacing it (choose a new name)"
+            )
+    elif out.is_dir():
+        raise StoreError(f"{out} is a folder; give a file name like {out / ('gold.' + fmt)}")
+
+
 def export(repo: Repository, out: Path, options: ExportOptions) -> ExportReport:
     """Write the gold dataset and its card; both appear atomically, owner-readable only."""
+    check_output(out, options.fmt)
     rows = gold_rows(repo, options)
     if not rows:
         raise StoreError("nothing to export: no message has a gold label under this policy")
@@ -140,10 +161,16 @@ def export(repo: Repository, out: Path, options: ExportOptions) -> ExportReport:
     return report
 
 
+def json_line(row: dict[str, Any]) -> str:
+    """One JSON Lines record, UTF-8 kept readable; U+2028/9 escaped for line-splitting readers."""
+    text = json.dumps(row, ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+
+
 def _write_jsonl(out: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_writer(out) as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(json_line(row))
 
 
 def neutralise(cell: str) -> str:
@@ -190,6 +217,7 @@ def _arrow_table(rows: list[dict[str, Any]]) -> Any:
         ("labels", pa.list_(pa.string())),
         ("gold_source", pa.string()),
         ("annotators", pa.list_(pa.string())),
+        ("adjudicator", pa.string()),
         ("coders", pa.list_(pa.struct([("annotator", pa.string()), ("label", pa.string())]))),
         ("n_annotators", pa.int64()),
         ("agreement", pa.float64()),

@@ -27,6 +27,10 @@ CSV_FIELD_LIMIT = 256 * 1024 * 1024
 importer checks length itself, against `max_text_chars`."""
 
 
+Row = dict[str, Any] | InputError
+"""A row's values, or the problem that kept the row from being read (for --skip-bad)."""
+
+
 @dataclass
 class RowSource:
     """An opened input file: its format, its header (if it has one), and a row iterator."""
@@ -38,8 +42,11 @@ class RowSource:
     unit: str = "line"
     bytes_read: int = 0
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield (line or row number, values)."""
+    def rows(self) -> Iterator[tuple[int, Row]]:
+        """Yield (line or row number, values or a row-level InputError).
+
+        Problems of the whole file (not found, binary, bad header, bad UTF-8) are raised.
+        """
         if self.format == "csv":
             return self._csv_rows()
         if self.format == "jsonl":
@@ -67,7 +74,7 @@ class RowSource:
                     line = line[1:]
                 yield number, line
 
-    def _csv_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _csv_rows(self) -> Iterator[tuple[int, Row]]:
         csv.field_size_limit(CSV_FIELD_LIMIT)
         file = str(self.path)
         lines = self._lines()
@@ -97,19 +104,17 @@ class RowSource:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise InputError(file, start, None, f"malformed CSV: {exc}") from None
+                yield start, InputError(file, start, None, f"malformed CSV: {exc}")
+                continue
             if not record:
                 continue
             if len(record) != width:
-                raise InputError(
-                    file,
-                    start,
-                    None,
-                    f"expected {width} fields as in the header, found {len(record)}",
-                )
+                problem = f"expected {width} fields as in the header, found {len(record)}"
+                yield start, InputError(file, start, None, problem)
+                continue
             yield start, dict(zip(header, record, strict=True))
 
-    def _jsonl_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _jsonl_rows(self) -> Iterator[tuple[int, Row]]:
         file = str(self.path)
         for number, line in self._lines():
             if not line.strip():
@@ -117,17 +122,18 @@ class RowSource:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                hint = " (truncated line?)" if exc.pos >= len(line.rstrip()) - 1 else ""
-                raise InputError(
-                    file, number, None, f"invalid JSON{hint}: {exc.msg} at character {exc.colno}"
-                ) from None
+                cut = "" if line.rstrip().endswith("}") else "; the line looks cut off"
+                reason = exc.msg.removesuffix(" at")
+                problem = f"invalid JSON: {reason} at character {exc.colno}{cut}"
+                yield number, InputError(file, number, None, problem)
+                continue
             if not isinstance(value, dict):
-                raise InputError(
-                    file, number, None, f"expected a JSON object, got {type(value).__name__}"
-                )
+                problem = f"expected a JSON object, got {type(value).__name__}"
+                yield number, InputError(file, number, None, problem)
+                continue
             yield number, value
 
-    def _parquet_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _parquet_rows(self) -> Iterator[tuple[int, Row]]:
         import pyarrow.parquet as pq
 
         file = str(self.path)
@@ -198,6 +204,8 @@ def open_rows(path: Path, fmt: str | None = None) -> RowSource:
         except Exception as exc:
             raise InputError(file, None, None, f"not a readable Parquet file: {exc}") from None
         return RowSource(path, fmt, columns, size, unit="row")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(file, None, None, "is UTF-16 text; save it as UTF-8 (e.g. 'CSV UTF-8')")
     if b"\x00" in head:
         offset = head.index(b"\x00")
         raise InputError(
