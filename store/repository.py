@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from store import models as m
+from store.artifacts import Artifacts
 from store.codebooks import CodebookSpec
 from store.db import check_schema, create_schema, make_engine
 from store.domain import CodebookView, EventView, MessageView, TechniqueView
@@ -42,6 +43,11 @@ class Repository:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def artifacts(self) -> Artifacts:
+        """The learning loop's tables: embedding cache, model versions, predictions, rounds."""
+        return Artifacts(self)
 
     def session(self) -> Session:
         """A new unit of work (for store-internal modules such as importers)."""
@@ -180,6 +186,21 @@ class Repository:
             )
             rows = s.exec(q).all()
         return [_message_view(r, msg.conversation_external_id) for r in rows]
+
+    def message_texts(self, message_ids: Sequence[int]) -> dict[int, str]:
+        """Message id -> text, for many messages at once."""
+        table = SQLModel.metadata.tables["messages"]
+        out: dict[int, str] = {}
+        ids = list(message_ids)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 900):
+                rows = conn.execute(
+                    sa_select(table.c.id, table.c.text).where(
+                        table.c.id.in_(ids[start : start + 900])
+                    )
+                )
+                out.update((mid, text) for mid, text in rows)
+        return out
 
     def conversation_messages(self, conversation_id: int) -> list[MessageView]:
         with self.session() as s:

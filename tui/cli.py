@@ -23,6 +23,7 @@ from store import (
 )
 from store.io import ColumnMap, ExportOptions, export, format_for, import_file
 from store.workspace import CONFIG_NAME, DB_NAME, resolve_db_url
+from tui import options as opt
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -156,43 +157,36 @@ def init_cmd(
 # -- import -----------------------------------------------------------------------------------
 
 
+def column_map(
+    *,
+    labelable_speaker: list[str] | None = None,
+    conversation_field: list[str] | None = None,
+    **columns: Any,
+) -> ColumnMap:
+    """A ColumnMap from the import flags."""
+    return ColumnMap(
+        labelable_speakers=tuple(s.strip().lower() for s in labelable_speaker or ()),
+        conversation_fields=tuple(conversation_field or ()),
+        **columns,
+    )
+
+
 @app.command("import")
 def import_cmd(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="CSV, JSONL or Parquet files.")],
-    text: Annotated[str, typer.Option(help="Column with the message text.")] = "text",
-    speaker: Annotated[str | None, typer.Option(help="Column with the speaker role.")] = None,
-    conversation: Annotated[
-        str | None, typer.Option(help="Column with the conversation id.")
-    ] = None,
-    order: Annotated[
-        str | None, typer.Option(help="Column with the turn number in its conversation.")
-    ] = None,
-    id: Annotated[str | None, typer.Option("--id", help="Column with a unique message id.")] = None,  # noqa: A002
-    label: Annotated[
-        str | None, typer.Option(help="Column with existing labels (technique keys).")
-    ] = None,
-    annotator: Annotated[str | None, typer.Option(help="Who gave the labels in --label.")] = None,
-    labelable_speaker: Annotated[
-        list[str] | None,
-        typer.Option(help="Speaker whose messages get coded (repeatable; default: all)."),
-    ] = None,
-    conversation_field: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Column constant within a conversation, kept as its metadata (repeatable)."
-        ),
-    ] = None,
-    label_separator: Annotated[
-        str, typer.Option(help="Separator of several labels in one cell.")
-    ] = ";",
-    id_prefix: Annotated[
-        str, typer.Option(help="Prefix for conversation and message ids, to keep sources apart.")
-    ] = "",
-    fmt: Annotated[
-        str | None,
-        typer.Option("--format", help="csv | jsonl | parquet (default: from the extension)."),
-    ] = None,
+    text: opt.Text = "text",
+    speaker: opt.Speaker = None,
+    conversation: opt.Conversation = None,
+    order: opt.Order = None,
+    id: opt.Id = None,  # noqa: A002
+    label: opt.Label = None,
+    annotator: opt.Annotator = None,
+    labelable_speaker: opt.LabelableSpeaker = None,
+    conversation_field: opt.ConversationField = None,
+    label_separator: opt.LabelSeparator = ";",
+    id_prefix: opt.IdPrefix = "",
+    fmt: opt.InputFormat = None,
     skip_bad: Annotated[
         bool,
         typer.Option("--skip-bad", help="Import the valid rows; write the bad ones to --rejects."),
@@ -217,7 +211,7 @@ def import_cmd(
     if skip_bad and rejects is None:
         raise typer.BadParameter("--skip-bad needs --rejects FILE to say where bad rows go")
     ws, repo = _opts(ctx).open()
-    columns = ColumnMap(
+    columns = column_map(
         text=text,
         speaker=speaker,
         conversation=conversation,
@@ -225,8 +219,8 @@ def import_cmd(
         id=id,
         label=label,
         annotator=annotator,
-        labelable_speakers=tuple(s.strip().lower() for s in labelable_speaker or ()),
-        conversation_fields=tuple(conversation_field or ()),
+        labelable_speaker=labelable_speaker,
+        conversation_field=conversation_field,
         label_separator=label_separator,
         id_prefix=id_prefix,
     )
@@ -483,6 +477,8 @@ def demo_cmd(
 
 
 # -- entry point ------------------------------------------------------------------------------
+
+from tui import cli_learning  # noqa: E402,F401  (registers retrain, models, predict, simulate)
 
 
 def main(argv: list[str] | None = None) -> int:

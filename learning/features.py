@@ -1,0 +1,60 @@
+"""Features for the embed backend: cached encoder vectors, with the previous turn as context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from learning.encoders import Encoder
+from store import Repository
+
+ENCODE_CHUNK = 2_048
+ProgressFn = Callable[[str, float], None]
+
+
+def cached_embeddings(
+    repo: Repository,
+    encoder: Encoder,
+    message_ids: Sequence[int],
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """(n, dim) vectors for these messages: read from the store, the missing ones encoded
+    in chunks and written back, so no message is ever encoded twice."""
+    ids = [int(i) for i in message_ids]
+    cache = repo.artifacts.embeddings(encoder.key, ids)
+    missing = [i for i in dict.fromkeys(ids) if i not in cache]
+    for start in range(0, len(missing), ENCODE_CHUNK):
+        chunk = missing[start : start + ENCODE_CHUNK]
+        texts = repo.message_texts(chunk)
+        vectors = encoder.encode([texts[i] for i in chunk])
+        items = [(mid, vectors[j].tobytes()) for j, mid in enumerate(chunk)]
+        repo.artifacts.put_embeddings(encoder.key, encoder.dim, items)
+        cache.update(items)
+        if progress:
+            progress("encoding messages", min(1.0, (start + len(chunk)) / len(missing)))
+    out = np.zeros((len(ids), encoder.dim), dtype=np.float32)
+    for row, mid in enumerate(ids):
+        out[row] = np.frombuffer(cache[mid], dtype=np.float32)
+    return out
+
+
+def embed_features(
+    repo: Repository,
+    encoder: Encoder,
+    message_ids: np.ndarray,
+    previous_ids: np.ndarray,
+    context_mode: str,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """The message's vector, with the previous turn's vector beside it when context is on
+    (zeros when a message opens its conversation)."""
+    if context_mode == "none":
+        return cached_embeddings(repo, encoder, message_ids, progress)
+    has_prev = previous_ids >= 0
+    wanted = list(message_ids) + [int(p) for p in previous_ids[has_prev]]
+    vectors = cached_embeddings(repo, encoder, wanted, progress)
+    own = vectors[: len(message_ids)]
+    prev = np.zeros_like(own)
+    prev[has_prev] = vectors[len(message_ids) :]
+    return np.hstack([own, prev])

@@ -1,0 +1,131 @@
+"""The one place that maps database message ids to pool indices, labels to label indices,
+and decides which conversations are held out for evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store import CodebookView, Repository
+
+UNLABELLED = -1
+
+
+def held_out(conversation: str, seed: int, share: float) -> bool:
+    """Whether a conversation belongs to the evaluation set: a stable hash, so membership
+    never changes as labels and conversations are added."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"techne-eval:{seed}:{conversation}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+@dataclass
+class Pool:
+    """Every labelable message of the store, in conversation order, with what is known of it."""
+
+    labels: list[str]
+    multi_label: bool
+    message_ids: np.ndarray
+    conversations: list[str]
+    texts: list[str]
+    speakers: list[str]
+    previous_ids: np.ndarray
+    """Id of the turn before each message (any speaker), or -1."""
+    y: np.ndarray
+    """Label index per message (UNLABELLED when none); for multi-label a 0/1 matrix."""
+    labelled: np.ndarray
+    skipped: np.ndarray
+    held_out: np.ndarray
+    al_queried: np.ndarray
+    """Messages an active-learning strategy chose in some round."""
+    index: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, repo: Repository, book: CodebookView, *, seed: int = 0, eval_share: float = 0.2
+    ) -> Pool:
+        labels = book.keys()
+        label_index = {k: i for i, k in enumerate(labels)}
+        gold = repo.gold("single")
+        skipped_ids = {
+            s.message_id for s in repo.iter_states() if s.skipped_by and not s.coder_labels
+        }
+        al_ids: set[int] = set()
+        for r in repo.artifacts.rounds():
+            eval_picks = set(r.stats.get("eval_queried", []))
+            al_ids.update(i for i in r.queried_message_ids if i not in eval_picks)
+        ids, convs, texts, speakers, prev = [], [], [], [], []
+        last: tuple[int, int] | None = None
+        for msg in repo.iter_messages():
+            if msg.labelable:
+                ids.append(msg.id)
+                convs.append(msg.conversation_external_id)
+                texts.append(msg.text)
+                speakers.append(msg.speaker)
+                same = last is not None and last[0] == msg.conversation_id
+                prev.append(last[1] if same and last is not None else -1)
+            last = (msg.conversation_id, msg.id)
+        n, k = len(ids), len(labels)
+        if book.multi_label:
+            y = np.zeros((n, k), dtype=int)
+        else:
+            y = np.full(n, UNLABELLED, dtype=int)
+        labelled = np.zeros(n, dtype=bool)
+        for i, mid in enumerate(ids):
+            g = gold.get(mid)
+            if g is None:
+                continue
+            known = [label_index[x] for x in g.labels if x in label_index]
+            if not known:
+                continue
+            labelled[i] = True
+            if book.multi_label:
+                y[i, known] = 1
+            else:
+                y[i] = known[0]
+        pool = cls(
+            labels=labels,
+            multi_label=book.multi_label,
+            message_ids=np.asarray(ids, dtype=np.int64),
+            conversations=convs,
+            texts=texts,
+            speakers=speakers,
+            previous_ids=np.asarray(prev, dtype=np.int64),
+            y=y,
+            labelled=labelled,
+            skipped=np.array([mid in skipped_ids for mid in ids], dtype=bool),
+            held_out=np.array([held_out(c, seed, eval_share) for c in convs], dtype=bool),
+            al_queried=np.array([mid in al_ids for mid in ids], dtype=bool),
+        )
+        pool.index = {int(mid): i for i, mid in enumerate(ids)}
+        return pool
+
+    def __len__(self) -> int:
+        return len(self.message_ids)
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        """Labelled messages outside the held-out conversations."""
+        return np.flatnonzero(self.labelled & ~self.held_out)
+
+    @property
+    def eval_indices(self) -> np.ndarray:
+        """Labelled messages of held-out conversations that no strategy chose: unbiased."""
+        return np.flatnonzero(self.labelled & self.held_out & ~self.al_queried)
+
+    @property
+    def candidate_indices(self) -> np.ndarray:
+        """What active learning may query: unlabelled, not skipped, not held out."""
+        return np.flatnonzero(~self.labelled & ~self.skipped & ~self.held_out)
+
+    @property
+    def eval_candidate_indices(self) -> np.ndarray:
+        """Unlabelled messages of held-out conversations (queued at random, never by a strategy)."""
+        return np.flatnonzero(~self.labelled & ~self.skipped & self.held_out)
+
+    @property
+    def unlabelled_indices(self) -> np.ndarray:
+        return np.flatnonzero(~self.labelled)

@@ -1,0 +1,184 @@
+"""Bulk scoring: stream a file of any size through a model into Parquet, in resumable chunks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learning.inputs import ModelInput, Turn
+from learning.registry import Predictor
+from store import InputError, TechneError
+from store.io import ColumnMap, open_rows
+
+CHUNK_ROWS = 10_000
+"""Rows per part file: the unit of resumption and the bound on memory."""
+OPEN_CONVERSATIONS = 10_000
+"""Conversations whose recent turns are remembered (files are usually grouped by conversation)."""
+
+ProgressFn = Callable[[int, int], None]
+
+
+class PredictError(TechneError):
+    """The input or output of a bulk prediction is not usable."""
+
+
+@dataclass(frozen=True)
+class PredictReport:
+    output: str
+    rows: int
+    chunks: int
+    chunks_resumed: int
+    seconds: float
+    messages_per_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _chunks(
+    source_path: Path, columns: ColumnMap, turns: int, fmt: str | None, chunk_rows: int
+) -> Iterator[list[tuple[str, str, ModelInput]]]:
+    """Chunks of (message id, conversation id, input) in file order; context per conversation."""
+    source = open_rows(source_path, fmt)
+    history: OrderedDict[str, deque[Turn]] = OrderedDict()
+    chunk: list[tuple[str, str, ModelInput]] = []
+    file = str(source_path)
+    for line, values in source.rows():
+        if isinstance(values, InputError):
+            raise values
+        text = values.get(columns.text)
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(
+                file, line, columns.text, "message text is missing or empty", source.unit
+            )
+        conv = str(values.get(columns.conversation, "")) if columns.conversation else ""
+        speaker = str(values.get(columns.speaker, "")).lower() if columns.speaker else ""
+        mid = (
+            str(values[columns.id])
+            if columns.id and values.get(columns.id) is not None
+            else f"{line}"
+        )
+        turns_before = history.get(conv) if conv else None
+        item = ModelInput(text, speaker, tuple(turns_before) if turns_before else ())
+        if conv:
+            if conv not in history:
+                history[conv] = deque(maxlen=max(turns, 1))
+                if len(history) > OPEN_CONVERSATIONS:
+                    history.popitem(last=False)
+            history.move_to_end(conv)
+            history[conv].append(Turn(speaker, text))
+        labelable = not columns.labelable_speakers or speaker in columns.labelable_speakers
+        if labelable:
+            chunk.append((mid, conv, item))
+        if len(chunk) >= chunk_rows:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def predict_file(
+    predictor: Predictor,
+    source: Path,
+    output: Path,
+    columns: ColumnMap,
+    *,
+    model_tag: str,
+    model_checksum: str,
+    fmt: str | None = None,
+    batch_size: int = 256,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: ProgressFn | None = None,
+) -> PredictReport:
+    """Score every (labelable) message of `source` into `output` (Parquet).
+
+    Finished chunks are kept in `OUTPUT.parts/`; a run that was interrupted resumes there
+    without redoing them, as long as the input and the model are the same.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if output.suffix.lower() != ".parquet":
+        raise PredictError(f"{output}: the output must be a .parquet file")
+    started = time.perf_counter()
+    parts = output.with_name(output.name + ".parts")
+    stat = source.stat()
+    manifest = {
+        "input": str(source.resolve()),
+        "input_size": stat.st_size,
+        "input_mtime": stat.st_mtime_ns,
+        "model": model_tag,
+        "checksum": model_checksum,
+        "chunk_rows": chunk_rows,
+        "labelable": list(columns.labelable_speakers),
+    }
+    manifest_path = parts / "manifest.json"
+    if parts.exists():
+        old = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+        if old != manifest:
+            shutil.rmtree(parts)  # a different input or model: nothing to resume
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest))
+    labels = predictor.labels
+    predictor.batch_size = batch_size
+    rows = resumed = chunks = 0
+    total = stat.st_size
+    for number, chunk in enumerate(
+        _chunks(source, columns, predictor.card.context_turns, fmt, chunk_rows)
+    ):
+        chunks += 1
+        rows += len(chunk)
+        part = parts / f"part-{number:06d}.parquet"
+        if part.exists() and pq.ParquetFile(part).metadata.num_rows == len(chunk):
+            resumed += 1
+            continue
+        proba = np.asarray(predictor.predict_proba([item for _, _, item in chunk]))
+        top = proba.argmax(axis=1)
+        table = pa.table(
+            {
+                "message_id": [mid for mid, _, _ in chunk],
+                "conversation_id": [conv for _, conv, _ in chunk],
+                "label": [labels[i] for i in top],
+                "confidence": proba.max(axis=1).astype(np.float32),
+                **{f"p_{label}": proba[:, j].astype(np.float32) for j, label in enumerate(labels)},
+                "model_version": [model_tag] * len(chunk),
+            }
+        )
+        tmp = part.with_suffix(".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, part)  # a part exists whole or not at all
+        if progress:
+            progress(min(rows, total), total)
+    _combine(parts, output)
+    shutil.rmtree(parts)
+    seconds = time.perf_counter() - started
+    return PredictReport(
+        str(output), rows, chunks, resumed, round(seconds, 2), round(rows / max(seconds, 1e-9), 1)
+    )
+
+
+def _combine(parts: Path, output: Path) -> None:
+    """Concatenate the part files into one Parquet file, one part in memory at a time."""
+    import pyarrow.parquet as pq
+
+    from store.io.atomic import atomic_path
+
+    files = sorted(parts.glob("part-*.parquet"))
+    with atomic_path(output) as tmp:
+        writer = None
+        for f in files:
+            table = pq.read_table(f)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        if writer is None:
+            raise PredictError("the input has no messages to score")
+        writer.close()

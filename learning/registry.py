@@ -1,0 +1,126 @@
+"""Model versions on disk: one folder per version, checksummed, loadable as a Predictor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learning.calibration import softmax
+from learning.inputs import ModelInput
+from store import TechneError
+from store.artifacts import ModelVersionView
+
+
+class ModelError(TechneError):
+    """A model version that cannot be found, verified or loaded."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a saved model needs to be used again, written as model.json beside its weights."""
+
+    backend: str
+    labels: list[str]
+    multi_label: bool
+    encoder: str
+    context_mode: str
+    context_turns: int
+    max_length: int
+    temperature: float = 1.0
+
+
+def checksum_folder(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes, in a fixed order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(folder: Path, classifier: Any, card: ModelCard) -> str:
+    """Write a model version's folder (replacing a half-written one); returns its checksum."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    classifier.save(folder / "classifier")
+    (folder / "model.json").write_text(json.dumps(asdict(card), indent=2))
+    return checksum_folder(folder)
+
+
+def model_folder(models_dir: Path, version: ModelVersionView) -> Path:
+    if not version.path:
+        raise ModelError(f"model {version.tag} has no saved weights")
+    path = Path(version.path)
+    return path if path.is_absolute() else models_dir.parent / path
+
+
+class Predictor:
+    """A loaded model version: probabilities for messages given as text with context."""
+
+    def __init__(self, card: ModelCard, classifier: Any, device: str = "auto") -> None:
+        self.card = card
+        self.classifier = classifier
+        self.device = device
+        self.batch_size = 128
+        self._encoder: Any = None
+
+    @property
+    def labels(self) -> list[str]:
+        return self.card.labels
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from learning.encoders import Encoder
+
+            self._encoder = Encoder(
+                self.card.encoder, self.device, self.card.max_length, self.batch_size
+            )
+        return self._encoder
+
+    def features(self, inputs: list[ModelInput]) -> np.ndarray:
+        """Embed-backend features computed from text (the same as the cached ones)."""
+        own = self.encoder.encode([i.text for i in inputs])
+        if self.card.context_mode == "none":
+            return own
+        prev_texts = [i.context[-1].text if i.context else "" for i in inputs]
+        has = [j for j, t in enumerate(prev_texts) if t]
+        prev = np.zeros_like(own)
+        if has:
+            prev[has] = self.encoder.encode([prev_texts[j] for j in has])
+        return np.hstack([own, prev])
+
+    def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:
+        if self.card.backend == "embed":
+            return np.asarray(self.classifier.predict_proba(self.features(inputs)))
+        if self.card.multi_label:
+            return np.asarray(self.classifier.predict_proba(inputs))
+        logits = np.asarray(self.classifier.predict_logits(inputs))
+        return softmax(logits, self.card.temperature)
+
+
+def load_predictor(folder: Path, checksum: str | None = None, device: str = "auto") -> Predictor:
+    """Load a saved model, refusing one whose files no longer match the registered checksum."""
+    if not (folder / "model.json").is_file():
+        raise ModelError(f"{folder}: no saved model here (model.json missing)")
+    if checksum and checksum_folder(folder) != checksum:
+        raise ModelError(f"{folder}: files do not match the registered checksum; not loading")
+    card = ModelCard(**json.loads((folder / "model.json").read_text()))
+    if card.backend == "embed":
+        from learning.classifiers import EmbedClassifier
+
+        classifier: Any = EmbedClassifier.load(folder / "classifier")
+    else:
+        from learning.finetune import FinetuneClassifier
+
+        classifier = FinetuneClassifier.load(folder / "classifier", device=device)
+    return Predictor(card, classifier, device)

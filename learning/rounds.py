@@ -1,0 +1,304 @@
+"""A retrain round: gold labels -> train -> held-out metrics -> new model version -> scored
+pool -> next batch. Either the whole round lands in the store, or nothing of it does."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learning.classifiers import EmbedClassifier
+from learning.encoders import Encoder
+from learning.features import embed_features
+from learning.inputs import ModelInput, Turn
+from learning.metrics import evaluate, evaluate_multilabel
+from learning.pool import Pool, held_out
+from learning.registry import ModelCard, save_model
+from learning.settings import LearningSettings
+from learning.strategies import select
+from store import Repository, TechneError
+from store.artifacts import ModelVersionView, NewModelVersion, PredictionRow, RoundView
+
+MIN_LABELS = 8
+KAPPA_WINDOW = 3
+KAPPA_STOP = 0.99
+"""small-text's KappaAverage defaults: stop when the mean agreement of consecutive models'
+predictions over the last rounds reaches 0.99."""
+
+ProgressFn = Callable[[str, float], None]
+
+
+class RoundError(TechneError):
+    """A round that could not run; the store and the active model are unchanged."""
+
+
+@dataclass
+class RoundResult:
+    model: ModelVersionView
+    round: RoundView
+    metrics: dict[str, Any]
+    queried: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def pool_inputs(repo: Repository, pool: Pool, turns: int) -> list[ModelInput]:
+    """ModelInputs (text + previous turns) for every pool message, in pool order."""
+    wanted = set(pool.index)
+    out: dict[int, ModelInput] = {}
+    history: list[Turn] = []
+    conversation = None
+    for msg in repo.iter_messages():
+        if msg.conversation_id != conversation:
+            conversation, history = msg.conversation_id, []
+        if msg.id in wanted:
+            out[msg.id] = ModelInput(
+                msg.text, msg.speaker, tuple(history[-turns:]) if turns else ()
+            )
+        history.append(Turn(msg.speaker, msg.text))
+    return [out[int(mid)] for mid in pool.message_ids]
+
+
+def _check_trainable(pool: Pool) -> np.ndarray:
+    train = pool.train_indices
+    techniques = (
+        int((pool.y[train].sum(axis=0) > 0).sum())
+        if pool.multi_label
+        else len(set(pool.y[train].tolist()))
+    )
+    if len(train) < MIN_LABELS or techniques < 2:
+        raise RoundError(
+            f"a round needs at least {MIN_LABELS} labelled messages in 2 or more techniques "
+            f"outside the held-out conversations; there are {len(train)} in {techniques}"
+        )
+    return train
+
+
+def _kappa_stats(
+    repo: Repository, pool: Pool, proba: np.ndarray, parent: ModelVersionView | None
+) -> dict[str, Any]:
+    """Agreement of this model's and the previous model's predictions on unlabelled messages."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if parent is None or pool.multi_label:
+        return {"kappa_vs_previous": None, "kappa_average": None, "stop_suggested": False}
+    unlabelled = pool.unlabelled_indices
+    ids = [int(pool.message_ids[i]) for i in unlabelled]
+    before = repo.artifacts.predictions(parent.id, ids)
+    both = [
+        (j, before[mid].top_label) for j, mid in zip(unlabelled, ids, strict=True) if mid in before
+    ]
+    if len(both) < 2:
+        return {"kappa_vs_previous": None, "kappa_average": None, "stop_suggested": False}
+    now = [pool.labels[int(proba[j].argmax())] for j, _ in both]
+    then = [label for _, label in both]
+    kappa = 1.0 if now == then else float(cohen_kappa_score(now, then))
+    history = [
+        r.stats["kappa_vs_previous"]
+        for r in repo.artifacts.rounds()
+        if r.stats.get("kappa_vs_previous") is not None
+    ][-(KAPPA_WINDOW - 1) :] + [kappa]
+    average = float(np.mean(history))
+    return {
+        "kappa_vs_previous": kappa,
+        "kappa_average": average,
+        "stop_suggested": len(history) >= KAPPA_WINDOW and average >= KAPPA_STOP,
+    }
+
+
+def _predictions(pool: Pool, proba: np.ndarray) -> list[PredictionRow]:
+    rows = []
+    order = np.argsort(proba, axis=1)
+    for i, mid in enumerate(pool.message_ids):
+        p = proba[i]
+        top = int(order[i, -1])
+        margin = float(p[top] - p[order[i, -2]]) if proba.shape[1] > 1 else 1.0
+        rows.append(
+            PredictionRow(
+                int(mid),
+                {label: round(float(p[j]), 6) for j, label in enumerate(pool.labels)},
+                pool.labels[top],
+                1.0 - margin,
+            )
+        )
+    return rows
+
+
+def _train_finetune(
+    repo: Repository,
+    pool: Pool,
+    train: np.ndarray,
+    settings: LearningSettings,
+    progress: ProgressFn | None,
+) -> tuple[Any, np.ndarray, float]:
+    from learning.calibration import fit_temperature, softmax
+    from learning.encoders import resolve_model_path
+    from learning.finetune import FinetuneClassifier, FinetuneSettings
+
+    inputs = pool_inputs(repo, pool, settings.context_turns)
+    dev_mask = np.array([held_out(pool.conversations[i], settings.seed + 1, 0.1) for i in train])
+    fit_idx, dev_idx = train[~dev_mask], train[dev_mask]
+    if len(dev_idx) < 10:
+        fit_idx, dev_idx = train, train[:0]
+    ft = FinetuneSettings(
+        model_path=resolve_model_path(settings.encoder),
+        context_mode=settings.context_mode,
+        context_turns=settings.context_turns,
+        max_length=settings.max_length,
+        seed=settings.seed,
+        device=settings.device,
+    )
+    clf = FinetuneClassifier(pool.labels, ft, multi_label=pool.multi_label)
+    clf.fit(
+        [inputs[i] for i in fit_idx],
+        pool.y[fit_idx],
+        dev_inputs=[inputs[i] for i in dev_idx] or None,
+        dev_y=pool.y[dev_idx] if len(dev_idx) else None,
+        progress=progress,
+    )
+    if pool.multi_label:
+        return clf, np.asarray(clf.predict_proba(inputs)), 1.0
+    temperature = 1.0
+    if settings.calibrate and len(dev_idx):
+        temperature = fit_temperature(
+            clf.predict_logits([inputs[i] for i in dev_idx]), pool.y[dev_idx]
+        )
+    return clf, softmax(np.asarray(clf.predict_logits(inputs)), temperature), temperature
+
+
+def run_round(
+    repo: Repository,
+    models_dir: Path,
+    settings: LearningSettings,
+    progress: ProgressFn | None = None,
+) -> RoundResult:
+    """Run one retrain round and commit it (new active model, predictions, queue)."""
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    settings.validate()
+    book = repo.codebook()
+    pool = Pool.build(repo, book, seed=settings.seed, eval_share=settings.eval_share)
+    train = _check_trainable(pool)
+    parent = repo.artifacts.active()
+    lap("load")
+    embeddings = None
+    if settings.backend == "embed":
+        encoder = Encoder(settings.encoder, settings.device, settings.max_length)
+        x = embed_features(
+            repo, encoder, pool.message_ids, pool.previous_ids, settings.context_mode, progress
+        )
+        lap("features")
+        clf: Any = EmbedClassifier(
+            pool.labels,
+            multi_label=pool.multi_label,
+            calibrate=settings.calibrate,
+            seed=settings.seed,
+        ).fit(x[train], pool.y[train])
+        lap("train")
+        proba = clf.predict_proba(x)
+        temperature = getattr(clf, "temperature", 1.0)
+        embeddings = x[:, : encoder.dim]
+        encoder_name = encoder.name
+    else:
+        clf, proba, temperature = _train_finetune(repo, pool, train, settings, progress)
+        encoder_name = settings.encoder
+        lap("train")
+    lap("score")
+    evaluation = pool.eval_indices
+    if pool.multi_label:
+        metrics = evaluate_multilabel(pool.y[evaluation], proba[evaluation], pool.labels)
+    else:
+        metrics = evaluate(pool.y[evaluation], proba[evaluation], pool.labels)
+    counts = (
+        pool.y[train].sum(axis=0)
+        if pool.multi_label
+        else np.bincount(pool.y[train], minlength=len(pool.labels))
+    )
+    metrics.update(
+        train_size=int(len(train)),
+        eval_size=int(len(evaluation)),
+        label_counts={label: int(counts[i]) for i, label in enumerate(pool.labels)},
+        temperature=float(temperature),
+    )
+    stats = _kappa_stats(repo, pool, proba, parent)
+    metrics.update(stats)
+    lap("evaluate")
+    y_train = pool.y[train] if not pool.multi_label else pool.y[train].argmax(axis=1)
+    chosen = select(
+        settings.strategy,
+        proba,
+        pool.candidate_indices,
+        train,
+        y_train,
+        settings.batch_size,
+        embeddings=embeddings,
+        seed=settings.seed + len(repo.artifacts.rounds()),
+    )
+    rng = np.random.default_rng(settings.seed + 7919 * (len(repo.artifacts.rounds()) + 1))
+    eval_pool = pool.eval_candidate_indices
+    eval_picks = (
+        rng.choice(
+            eval_pool, size=min(settings.eval_queries, len(eval_pool)), replace=False
+        ).tolist()
+        if len(eval_pool)
+        else []
+    )
+    queried = [int(pool.message_ids[i]) for i in chosen] + [
+        int(pool.message_ids[i]) for i in eval_picks
+    ]
+    lap("query")
+    tag = repo.artifacts.next_tag()
+    folder = models_dir / tag
+    card = ModelCard(
+        backend=settings.backend,
+        labels=pool.labels,
+        multi_label=pool.multi_label,
+        encoder=encoder_name,
+        context_mode=settings.context_mode,
+        context_turns=settings.context_turns,
+        max_length=settings.max_length,
+        temperature=float(temperature),
+    )
+    try:
+        checksum = save_model(folder, clf, card)
+        lap("save")
+        model, round_view = repo.artifacts.commit_round(
+            NewModelVersion(
+                backend=settings.backend,
+                encoder=encoder_name,
+                codebook_key=book.key,
+                path=str(folder.relative_to(models_dir.parent)),
+                checksum=checksum,
+                settings={**settings.__dict__},
+                metrics=metrics,
+                parent_id=parent.id if parent else None,
+            ),
+            tag,
+            _predictions(pool, proba),
+            settings.strategy,
+            settings.batch_size,
+            queried,
+            {
+                **stats,
+                "eval_queried": [int(pool.message_ids[i]) for i in eval_picks],
+                "macro_f1": metrics.get("macro_f1"),
+                "train_size": int(len(train)),
+                "eval_size": int(len(evaluation)),
+            },
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    lap("commit")
+    return RoundResult(model, round_view, metrics, queried, timings)

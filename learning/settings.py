@@ -1,0 +1,58 @@
+"""Model and learning settings, read from a workspace's [model] and [learning] sections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from store import Workspace, WorkspaceError
+
+BACKENDS = ("embed", "finetune")
+
+
+@dataclass(frozen=True)
+class LearningSettings:
+    encoder: str = "all-MiniLM-L6-v2"
+    """Bundled model name, a local Hugging Face folder, or a hub id when online."""
+    backend: str = "embed"
+    device: str = "auto"
+    context_mode: str = "previous"
+    """How the model sees context: none | previous | window (see learning.inputs)."""
+    context_turns: int = 2
+    max_length: int = 128
+    strategy: str = "breaking-ties"
+    batch_size: int = 20
+    eval_share: float = 0.2
+    """Share of conversations whose labels are held out for metrics, never queried by AL."""
+    eval_queries: int = 2
+    """Random messages from held-out conversations added to each round's queue."""
+    seed: int = 0
+    calibrate: bool = True
+
+    @classmethod
+    def from_workspace(cls, ws: Workspace, **overrides: Any) -> LearningSettings:
+        """Merge [model] and [learning] of techne.toml with command-line overrides."""
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for section in ("model", "learning"):
+            for key, value in ws.section(section).items():
+                if key in known:
+                    values[key] = value
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls()
+        try:
+            settings = replace(settings, **values)
+        except TypeError as exc:
+            raise WorkspaceError(f"{ws.config_path}: {exc}") from exc
+        settings.validate(str(ws.config_path))
+        return settings
+
+    def validate(self, where: str = "settings") -> None:
+        if self.backend not in BACKENDS:
+            raise WorkspaceError(
+                f"{where}: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if not 0 <= self.eval_share < 1:
+            raise WorkspaceError(f"{where}: eval_share must be in [0, 1), got {self.eval_share}")
+        if self.batch_size < 1:
+            raise WorkspaceError(f"{where}: batch_size must be at least 1")

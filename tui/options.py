@@ -1,0 +1,35 @@
+"""Command-line options shared by several commands (column mapping, output format)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Text = Annotated[str, typer.Option(help="Column with the message text.")]
+Speaker = Annotated[str | None, typer.Option(help="Column with the speaker role.")]
+Conversation = Annotated[str | None, typer.Option(help="Column with the conversation id.")]
+Order = Annotated[str | None, typer.Option(help="Column with the turn number in its conversation.")]
+Id = Annotated[str | None, typer.Option("--id", help="Column with a unique message id.")]
+Label = Annotated[str | None, typer.Option(help="Column with existing labels (technique keys).")]
+Annotator = Annotated[str | None, typer.Option(help="Who gave the labels in --label.")]
+LabelableSpeaker = Annotated[
+    list[str] | None,
+    typer.Option(help="Speaker whose messages get coded (repeatable; default: all)."),
+]
+ConversationField = Annotated[
+    list[str] | None,
+    typer.Option(help="Column constant within a conversation, kept as its metadata (repeatable)."),
+]
+LabelSeparator = Annotated[str, typer.Option(help="Separator of several labels in one cell.")]
+IdPrefix = Annotated[
+    str, typer.Option(help="Prefix for conversation and message ids, to keep sources apart.")
+]
+InputFormat = Annotated[
+    str | None,
+    typer.Option("--format", help="csv | jsonl | parquet (default: from the extension)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+Device = Annotated[str | None, typer.Option(help="auto | cpu | cuda (default: techne.toml).")]
+OptionalPath = Annotated[Path | None, typer.Option()]
