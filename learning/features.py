@@ -33,10 +33,9 @@ def cached_embeddings(
         cache.update(items)
         if progress:
             progress("encoding messages", min(1.0, (start + len(chunk)) / len(missing)))
-    out = np.zeros((len(ids), encoder.dim), dtype=np.float32)
-    for row, mid in enumerate(ids):
-        out[row] = np.frombuffer(cache[mid], dtype=np.float32)
-    return out
+    joined = b"".join([cache[mid] for mid in ids])
+    # frombuffer views the joined bytes (read-only); callers copy into their own arrays.
+    return np.frombuffer(joined, dtype=np.float32).reshape(len(ids), encoder.dim)
 
 
 def embed_features(
@@ -52,9 +51,10 @@ def embed_features(
     if context_mode == "none":
         return cached_embeddings(repo, encoder, message_ids, progress)
     has_prev = previous_ids >= 0
-    wanted = list(message_ids) + [int(p) for p in previous_ids[has_prev]]
-    vectors = cached_embeddings(repo, encoder, wanted, progress)
-    own = vectors[: len(message_ids)]
-    prev = np.zeros_like(own)
-    prev[has_prev] = vectors[len(message_ids) :]
-    return np.hstack([own, prev])
+    prev_ids = [int(p) for p in previous_ids[has_prev]]
+    vectors = cached_embeddings(repo, encoder, list(message_ids) + prev_ids, progress)
+    n, dim = len(message_ids), encoder.dim
+    out = np.zeros((n, 2 * dim), dtype=np.float32)
+    out[:, :dim] = vectors[:n]
+    out[has_prev, dim:] = vectors[n:]
+    return out

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from store import CodebookView, Repository
+from store.labels import resolve
 
 UNLABELLED = -1
 
@@ -22,6 +24,17 @@ def held_out(conversation: str, seed: int, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
+def _held_out_mask(conversations: list[str], seed: int, share: float) -> np.ndarray:
+    decided: dict[str, bool] = {}
+    return np.array(
+        [
+            decided.setdefault(c, held_out(c, seed, share)) if c not in decided else decided[c]
+            for c in conversations
+        ],
+        dtype=bool,
+    )
+
+
 @dataclass
 class Pool:
     """Every labelable message of the store, in conversation order, with what is known of it."""
@@ -30,8 +43,6 @@ class Pool:
     multi_label: bool
     message_ids: np.ndarray
     conversations: list[str]
-    texts: list[str]
-    speakers: list[str]
     previous_ids: np.ndarray
     """Id of the turn before each message (any speaker), or -1."""
     y: np.ndarray
@@ -49,25 +60,28 @@ class Pool:
     ) -> Pool:
         labels = book.keys()
         label_index = {k: i for i, k in enumerate(labels)}
-        gold = repo.gold("single")
-        skipped_ids = {
-            s.message_id for s in repo.iter_states() if s.skipped_by and not s.coder_labels
-        }
+        gold: dict[int, Any] = {}
+        skipped_ids: set[int] = set()
+        for state in repo.iter_states():
+            g = resolve(state, "single")
+            if g is not None:
+                gold[state.message_id] = g
+            elif state.skipped_by and not state.coder_labels:
+                skipped_ids.add(state.message_id)
         al_ids: set[int] = set()
         for r in repo.artifacts.rounds():
             eval_picks = set(r.stats.get("eval_queried", []))
             al_ids.update(i for i in r.queried_message_ids if i not in eval_picks)
-        ids, convs, texts, speakers, prev = [], [], [], [], []
-        last: tuple[int, int] | None = None
-        for msg in repo.iter_messages():
-            if msg.labelable:
-                ids.append(msg.id)
-                convs.append(msg.conversation_external_id)
-                texts.append(msg.text)
-                speakers.append(msg.speaker)
-                same = last is not None and last[0] == msg.conversation_id
-                prev.append(last[1] if same and last is not None else -1)
-            last = (msg.conversation_id, msg.id)
+        ids: list[int] = []
+        convs: list[str] = []
+        prev: list[int] = []
+        last_conv, last_id = -1, -1
+        for mid, cid, conv_ext, labelable in repo.message_index():
+            if labelable:
+                ids.append(mid)
+                convs.append(conv_ext)
+                prev.append(last_id if cid == last_conv else -1)
+            last_conv, last_id = cid, mid
         n, k = len(ids), len(labels)
         if book.multi_label:
             y = np.zeros((n, k), dtype=int)
@@ -91,13 +105,11 @@ class Pool:
             multi_label=book.multi_label,
             message_ids=np.asarray(ids, dtype=np.int64),
             conversations=convs,
-            texts=texts,
-            speakers=speakers,
             previous_ids=np.asarray(prev, dtype=np.int64),
             y=y,
             labelled=labelled,
             skipped=np.array([mid in skipped_ids for mid in ids], dtype=bool),
-            held_out=np.array([held_out(c, seed, eval_share) for c in convs], dtype=bool),
+            held_out=_held_out_mask(convs, seed, eval_share),
             al_queried=np.array([mid in al_ids for mid in ids], dtype=bool),
         )
         pool.index = {int(mid): i for i, mid in enumerate(ids)}

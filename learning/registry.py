@@ -88,15 +88,22 @@ class Predictor:
         return self._encoder
 
     def features(self, inputs: list[ModelInput]) -> np.ndarray:
-        """Embed-backend features computed from text (the same as the cached ones)."""
-        own = self.encoder.encode([i.text for i in inputs])
+        """Embed-backend features computed from text (the same as the cached ones). Each
+        distinct text is encoded once: a turn is often the next message's context too."""
+        prev_texts = [i.context[-1].text if i.context else "" for i in inputs]
+        wanted = [i.text for i in inputs]
+        if self.card.context_mode != "none":
+            wanted += [t for t in prev_texts if t]
+        unique = list(dict.fromkeys(wanted))
+        vectors = self.encoder.encode(unique)
+        row = {text: j for j, text in enumerate(unique)}
+        own = vectors[[row[i.text] for i in inputs]]
         if self.card.context_mode == "none":
             return own
-        prev_texts = [i.context[-1].text if i.context else "" for i in inputs]
-        has = [j for j, t in enumerate(prev_texts) if t]
         prev = np.zeros_like(own)
-        if has:
-            prev[has] = self.encoder.encode([prev_texts[j] for j in has])
+        for j, t in enumerate(prev_texts):
+            if t:
+                prev[j] = vectors[row[t]]
         return np.hstack([own, prev])
 
     def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:

@@ -22,7 +22,7 @@ from learning.registry import ModelCard, save_model
 from learning.settings import LearningSettings
 from learning.strategies import select
 from store import Repository, TechneError
-from store.artifacts import ModelVersionView, NewModelVersion, PredictionRow, RoundView
+from store.artifacts import ModelVersionView, NewModelVersion, PredictionBatch, RoundView
 
 MIN_LABELS = 8
 KAPPA_WINDOW = 3
@@ -88,15 +88,14 @@ def _kappa_stats(
         return {"kappa_vs_previous": None, "kappa_average": None, "stop_suggested": False}
     unlabelled = pool.unlabelled_indices
     ids = [int(pool.message_ids[i]) for i in unlabelled]
-    before = repo.artifacts.predictions(parent.id, ids)
-    both = [
-        (j, before[mid].top_label) for j, mid in zip(unlabelled, ids, strict=True) if mid in before
-    ]
+    before = repo.artifacts.top_labels(parent.id)
+    both = [(j, before[mid]) for j, mid in zip(unlabelled, ids, strict=True) if mid in before]
     if len(both) < 2:
         return {"kappa_vs_previous": None, "kappa_average": None, "stop_suggested": False}
-    now = [pool.labels[int(proba[j].argmax())] for j, _ in both]
-    then = [label for _, label in both]
-    kappa = 1.0 if now == then else float(cohen_kappa_score(now, then))
+    index = {label: i for i, label in enumerate(pool.labels)}
+    now = np.asarray([int(proba[j].argmax()) for j, _ in both])
+    then = np.asarray([index.get(label, -1) for _, label in both])
+    kappa = 1.0 if (now == then).all() else float(cohen_kappa_score(now, then))
     history = [
         r.stats["kappa_vs_previous"]
         for r in repo.artifacts.rounds()
@@ -110,22 +109,18 @@ def _kappa_stats(
     }
 
 
-def _predictions(pool: Pool, proba: np.ndarray) -> list[PredictionRow]:
-    rows = []
+def _predictions(pool: Pool, proba: np.ndarray) -> PredictionBatch:
+    """One stored prediction per pool message (vectorised: pools run to 100,000s)."""
     order = np.argsort(proba, axis=1)
-    for i, mid in enumerate(pool.message_ids):
-        p = proba[i]
-        top = int(order[i, -1])
-        margin = float(p[top] - p[order[i, -2]]) if proba.shape[1] > 1 else 1.0
-        rows.append(
-            PredictionRow(
-                int(mid),
-                {label: round(float(p[j]), 6) for j, label in enumerate(pool.labels)},
-                pool.labels[top],
-                1.0 - margin,
-            )
-        )
-    return rows
+    rows = np.arange(len(proba))
+    top = order[:, -1]
+    if proba.shape[1] > 1:
+        margin = proba[rows, top] - proba[rows, order[:, -2]]
+    else:
+        margin = np.ones(len(proba))
+    return PredictionBatch(
+        pool.message_ids.tolist(), proba, pool.labels, top.tolist(), (1.0 - margin).tolist()
+    )
 
 
 def _train_finetune(

@@ -52,9 +52,11 @@ def curve(
     step: int = 50,
     initial: int = 20,
     test_share: float = 0.2,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[float]:
-    """Macro-F1 on a held-out conversation split at each label budget."""
-    train_pool, test = grouped_split(data.groups, test_share, seed)
+    """Macro-F1 on a held-out conversation split at each label budget. `split` fixes the
+    (train pool, test) indices; by default each seed draws its own grouped split."""
+    train_pool, test = split if split is not None else grouped_split(data.groups, test_share, seed)
     rng = np.random.default_rng(seed)
     labelled = list(rng.choice(train_pool, size=min(initial, len(train_pool)), replace=False))
     scores: list[float] = []
@@ -107,6 +109,7 @@ def simulate(
     *,
     target: float = 0.70,
     step: int = 50,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Learning curves for each strategy, plus the all-labels ceiling per seed."""
@@ -122,7 +125,7 @@ def simulate(
     for name in strategies:
         per_seed = []
         for seed in seeds:
-            per_seed.append(curve(data, name, budgets, seed, step=step))
+            per_seed.append(curve(data, name, budgets, seed, step=step, split=split))
             done += 1
             if progress:
                 progress(f"simulating {name}", done / runs)
@@ -138,7 +141,7 @@ def simulate(
             else float(means[0]),
             "labels_to_target": labels_to_reach(budgets, means.tolist(), target),
         }
-    full = [_fit_eval(data, *grouped_split(data.groups, 0.2, s), s) for s in seeds]
+    full = [_fit_eval(data, *(split or grouped_split(data.groups, 0.2, s)), s) for s in seeds]
     result["all_labels"] = {"mean": round(float(np.mean(full)), 4), "per_seed": full}
     return result
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel, col, select
 from store import models as m
 from store.artifacts import Artifacts
 from store.codebooks import CodebookSpec
-from store.db import check_schema, create_schema, make_engine
+from store.db import check_schema, create_schema, make_engine, raw_rows
 from store.domain import CodebookView, EventView, MessageView, TechniqueView
 from store.errors import StoreError
 from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, resolve
@@ -186,6 +186,17 @@ class Repository:
             )
             rows = s.exec(q).all()
         return [_message_view(r, msg.conversation_external_id) for r in rows]
+
+    def message_index(self) -> list[tuple[int, int, str, bool]]:
+        """(id, conversation id, conversation external id, labelable) of every message in
+        conversation order: the light scan the learning loop builds its pool from."""
+        sql = (
+            "SELECT m.id, m.conversation_id, c.external_id, m.labelable FROM messages m "
+            "JOIN conversations c ON c.id = m.conversation_id "
+            "ORDER BY m.conversation_id, m.position"
+        )
+        with self.engine.connect() as conn:
+            return [(a, b, c, bool(d)) for a, b, c, d in raw_rows(conn, sql)]
 
     def message_texts(self, message_ids: Sequence[int]) -> dict[int, str]:
         """Message id -> text, for many messages at once."""

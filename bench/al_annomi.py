@@ -1,0 +1,178 @@
+"""Techne on AnnoMI: full-label macro-F1 per backend with and without context, learning
+curves (breaking-ties vs random, 3 seeds), ECE of the calibrated model. Prints JSON.
+
+    python bench/al_annomi.py [--skip-finetune] [--seeds 0,1,2] [--budgets 100,...,1600]
+
+Split: therapist messages of ../shared/data/annomi/AnnoMI-simple.csv, conversation-grouped
+80/20 by transcript (seed 0); fine-tuning early-stops on 10% of the train transcripts.
+The same split as bench/finetune_annomi.py, which searched the fine-tuning recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from finetune_annomi import DATA, LABELS, load_annomi, splits  # noqa: E402
+
+from learning.calibration import fit_temperature, softmax  # noqa: E402
+from learning.classifiers import EmbedClassifier  # noqa: E402
+from learning.encoders import Encoder  # noqa: E402
+from learning.metrics import evaluate, expected_calibration_error  # noqa: E402
+from learning.simulate import SimulationData, simulate  # noqa: E402
+
+
+def embed_features(inputs: list, encoder: Encoder) -> dict[str, np.ndarray]:
+    """Text-only vectors, and text + previous-turn vectors (what the embed backend uses)."""
+    own = encoder.encode([i.text for i in inputs])
+    prev_texts = [i.context[-1].text if i.context else "" for i in inputs]
+    prev = np.zeros_like(own)
+    has = [j for j, t in enumerate(prev_texts) if t]
+    prev[has] = encoder.encode([prev_texts[j] for j in has])
+    return {"none": own, "previous": np.hstack([own, prev])}
+
+
+def embed_results(inputs: list, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict:
+    encoder = Encoder()
+    out = {}
+    t0 = time.perf_counter()
+    features = embed_features(inputs, encoder)
+    encode_s = time.perf_counter() - t0
+    for context in ("none", "previous"):
+        x = features[context]
+        t0 = time.perf_counter()
+        clf = EmbedClassifier(LABELS, seed=0).fit(x[train], y[train])
+        proba = clf.predict_proba(x[test])
+        m = evaluate(y[test], proba, LABELS)
+        out[f"embed/{context}"] = {
+            "macro_f1": round(m["macro_f1"], 4),
+            "ece": round(m["ece"], 4),
+            "temperature": round(clf.temperature, 3),
+            "per_technique_f1": {k: round(v["f1"], 3) for k, v in m["per_technique"].items()},
+            "encode_s": round(encode_s, 1),
+            "train_s": round(time.perf_counter() - t0, 2),
+        }
+    return {"results": out, "features": features, "encoder_dim": encoder.dim}
+
+
+def finetune_results(
+    inputs: list,
+    y: np.ndarray,
+    train: np.ndarray,
+    dev: np.ndarray,
+    test: np.ndarray,
+    contexts: list[tuple[str, int]],
+) -> dict:
+    from learning.finetune import FinetuneClassifier, FinetuneSettings
+
+    out = {}
+    for mode, turns in contexts:
+        settings = FinetuneSettings(context_mode=mode, context_turns=max(turns, 1))
+        t0 = time.perf_counter()
+        clf = FinetuneClassifier(LABELS, settings).fit(
+            [inputs[i] for i in train],
+            y[train],
+            dev_inputs=[inputs[i] for i in dev],
+            dev_y=y[dev],
+        )
+        train_s = time.perf_counter() - t0
+        dev_logits = clf.predict_logits([inputs[i] for i in dev])
+        temperature = fit_temperature(dev_logits, y[dev])
+        logits = clf.predict_logits([inputs[i] for i in test])
+        raw, calibrated = softmax(logits), softmax(logits, temperature)
+        m = evaluate(y[test], calibrated, LABELS)
+        out[f"finetune/{mode}" + (f"-{turns}" if mode == "window" else "")] = {
+            "macro_f1": round(m["macro_f1"], 4),
+            "ece_uncalibrated": round(expected_calibration_error(raw, y[test]), 4),
+            "ece": round(m["ece"], 4),
+            "temperature": round(temperature, 3),
+            "per_technique_f1": {k: round(v["f1"], 3) for k, v in m["per_technique"].items()},
+            "settings": {k: v for k, v in settings.__dict__.items() if k != "model_path"},
+            "train_s": round(train_s, 1),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-finetune", action="store_true")
+    parser.add_argument(
+        "--finetune-contexts",
+        default="none:0,previous:1",
+        help="mode:turns pairs to fine-tune, comma-separated",
+    )
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--budgets", default="100,200,400,800,1600")
+    parser.add_argument("--target", type=float, default=0.70)
+    args = parser.parse_args()
+    if not DATA.exists():
+        sys.exit(f"{DATA} is missing: this benchmark reads AnnoMI from ../shared/data")
+    inputs, y, groups = load_annomi(DATA, 3)
+    train, dev, test = splits(groups, 0)
+    fit_rows = np.concatenate([train, dev])  # the embed head has no use for a dev split
+    report: dict = {
+        "benchmark": "al_annomi",
+        "data": {
+            "therapist_messages": int(len(y)),
+            "train": int(len(fit_rows)),
+            "test": int(len(test)),
+            "test_transcripts": int(len(set(groups[test]))),
+        },
+    }
+    embed = embed_results(inputs, y, fit_rows, test)
+    report["full_labels"] = embed["results"]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    budgets = [int(b) for b in args.budgets.split(",")]
+    for context in ("previous",):
+        x = embed["features"][context]
+        data = SimulationData(
+            x=x, y=y, groups=groups, labels=LABELS, embeddings=x[:, : embed["encoder_dim"]]
+        )
+        t0 = time.perf_counter()
+        curves = simulate(
+            data,
+            ["breaking-ties", "random"],
+            budgets,
+            seeds,
+            target=args.target,
+            split=(fit_rows, test),
+        )
+        report["learning_curves"] = {
+            "backend": f"embed/{context}",
+            "budgets": budgets,
+            "seeds": seeds,
+            "target_macro_f1": args.target,
+            "strategies": {
+                name: {
+                    "mean": row["mean"],
+                    "sd": row["sd"],
+                    "auc": row["auc"],
+                    "labels_to_target": row["labels_to_target"],
+                }
+                for name, row in curves["strategies"].items()
+            },
+            "all_labels_macro_f1": curves["all_labels"]["mean"],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    if not args.skip_finetune:
+        contexts = []
+        for pair in args.finetune_contexts.split(","):
+            mode, _, turns = pair.partition(":")
+            contexts.append((mode, int(turns or 1)))
+        report["full_labels"].update(finetune_results(inputs, y, train, dev, test, contexts))
+    report["machine"] = f"{platform.machine()}, {os.cpu_count()} cpus"
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
