@@ -32,21 +32,31 @@ from learning.metrics import evaluate, expected_calibration_error  # noqa: E402
 from learning.simulate import SimulationData, simulate  # noqa: E402
 
 
-def embed_features(inputs: list, encoder: Encoder) -> dict[str, np.ndarray]:
-    """Text-only vectors, and text + previous-turn vectors (what the embed backend uses)."""
+def embed_features(inputs: list, encoder: Encoder, cache: Path | None) -> dict[str, np.ndarray]:
+    """Text-only vectors, and text + previous-turn vectors (what the embed backend uses).
+    `cache` keeps them between runs (a file outside the repository)."""
+    if cache is not None and cache.exists():
+        saved = np.load(cache)
+        if saved["key"].item() == f"{encoder.key}|{len(inputs)}":
+            return {"none": saved["none"], "previous": saved["previous"]}
     own = encoder.encode([i.text for i in inputs])
     prev_texts = [i.context[-1].text if i.context else "" for i in inputs]
     prev = np.zeros_like(own)
     has = [j for j, t in enumerate(prev_texts) if t]
     prev[has] = encoder.encode([prev_texts[j] for j in has])
-    return {"none": own, "previous": np.hstack([own, prev])}
+    out = {"none": own, "previous": np.hstack([own, prev])}
+    if cache is not None:
+        np.savez(cache, key=np.array(f"{encoder.key}|{len(inputs)}"), **out)
+    return out
 
 
-def embed_results(inputs: list, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict:
+def embed_results(
+    inputs: list, y: np.ndarray, train: np.ndarray, test: np.ndarray, cache: Path | None
+) -> dict:
     encoder = Encoder()
     out = {}
     t0 = time.perf_counter()
-    features = embed_features(inputs, encoder)
+    features = embed_features(inputs, encoder, cache)
     encode_s = time.perf_counter() - t0
     for context in ("none", "previous"):
         x = features[context]
@@ -112,8 +122,19 @@ def main() -> None:
         help="mode:turns pairs to fine-tune, comma-separated",
     )
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--strategies",
+        default="breaking-ties,random,class-balanced,least-confidence,prediction-entropy,"
+        "embedding-kmeans",
+    )
     parser.add_argument("--budgets", default="100,200,400,800,1600")
     parser.add_argument("--target", type=float, default=0.70)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("/tmp/techne-annomi-embeddings.npz"),
+        help="embedding cache between runs (outside the repo)",
+    )
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} is missing: this benchmark reads AnnoMI from ../shared/data")
@@ -129,11 +150,12 @@ def main() -> None:
             "test_transcripts": int(len(set(groups[test]))),
         },
     }
-    embed = embed_results(inputs, y, fit_rows, test)
+    embed = embed_results(inputs, y, fit_rows, test, args.cache)
     report["full_labels"] = embed["results"]
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [int(b) for b in args.budgets.split(",")]
-    for context in ("previous",):
+    report["learning_curves"] = {}
+    for context in ("none", "previous"):
         x = embed["features"][context]
         data = SimulationData(
             x=x, y=y, groups=groups, labels=LABELS, embeddings=x[:, : embed["encoder_dim"]]
@@ -147,8 +169,7 @@ def main() -> None:
             target=args.target,
             split=(fit_rows, test),
         )
-        report["learning_curves"] = {
-            "backend": f"embed/{context}",
+        report["learning_curves"][f"embed/{context}"] = {
             "budgets": budgets,
             "seeds": seeds,
             "target_macro_f1": args.target,

@@ -151,6 +151,7 @@ def test_demo_builds_a_workspace_with_seed_labels(
     status = json.loads(run(capsys, "-w", path, "status", "--json")[1])
     assert status["conversations"] >= 60 and status["labelable_messages"] >= 600
     assert status["labelled"] >= 300 and status["codebook"] == "mi"
+    assert status["active_model"]["tag"] == "v1" and status["rounds"] == 1
     assert all(count > 0 for count in status["labelled_per_technique"].values())
     assert run(capsys, "demo", "--path", path)[0] == 0
     assert json.loads(run(capsys, "-w", path, "status", "--json")[1]) == status

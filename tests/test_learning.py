@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo workspace with every message's embedding cached (encoded once per module)."""
     path = tmp_path_factory.mktemp("template") / "demo"
-    ws = build_demo(path)
+    ws = build_demo(path, train=False)
     repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
     settings = LearningSettings.from_workspace(ws)
     pool = Pool.build(repo, repo.codebook())
@@ -246,3 +246,66 @@ def test_simulation_curves_and_label_cost() -> None:
     assert result["all_labels"]["mean"] > 0.8
     assert labels_to_reach([100, 200], [0.6, 0.8], 0.7) == pytest.approx(150)
     assert labels_to_reach([100, 200], [0.6, 0.65], 0.7) is None
+
+
+def test_predict_command_scores_a_file(demo: tuple[Workspace, Repository], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`techne predict` writes one row per labelable message with probabilities per technique."""
+    ws, repo = demo
+    run_round(repo, ws.models_dir, settings_for(ws))
+    out = tmp_path / "scores.parquet"
+    code = main([
+        "-w", str(ws.root), "predict", str(seeds.demo_corpus()), str(out), "--text", "text",
+        "--conversation", "conversation_id", "--speaker", "speaker",
+        "--labelable-speaker", "therapist", "--json",
+    ])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"] == 866
+    table = pq.read_table(out)
+    assert table.num_rows == 866
+    assert {f"p_{k}" for k in repo.codebook().keys()} <= set(table.column_names)
+    probs = np.column_stack([table.column(f"p_{k}").to_numpy() for k in repo.codebook().keys()])
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+
+
+def test_simulate_command_prints_curves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`techne simulate` on a labelled file prints a curve table and writes JSON."""
+    out = tmp_path / "sim.json"
+    code = main([
+        "simulate", str(seeds.demo_corpus()), "--codebook", "mi", "--text", "text",
+        "--speaker", "speaker", "--conversation", "conversation_id", "--order", "turn",
+        "--label", "reference_code", "--labelable-speaker", "therapist",
+        "--budgets", "60,120", "--seeds", "0,1", "--step", "30", "--strategies",
+        "breaking-ties,random", "--json", str(out),
+    ])
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "breaking-ties" in printed and "random" in printed and "All labels" in printed
+    result = json.loads(out.read_text())
+    assert result["budgets"] == [60, 120] and set(result["strategies"]) == {"breaking-ties", "random"}
+
+
+def test_multi_label_codebook_round(demo: tuple[Workspace, Repository]) -> None:
+    """A multi-label codebook trains one-vs-rest heads; predictions are per-technique probabilities."""
+    from store import parse_codebook
+
+    ws, repo = demo
+    keys = repo.codebook().keys()
+    book = parse_codebook(
+        {"codebook": {"key": "mi_multi", "multi_label": True},
+         "techniques": [{"key": k} for k in keys] + [{"key": "reflective"}]},
+        "mi_multi.toml",
+    )
+    repo.install_codebook(book)
+    repo.codebook_key = "mi_multi"
+    repo.ensure_annotator("multi")
+    for msg in list(repo.iter_messages(labelable_only=True))[:400]:
+        code = msg.meta["reference_code"]
+        labels = [code, "reflective"] if "reflection" in code else [code]
+        repo.add_event(msg.id, "multi", "label", labels, source="test")
+    result = run_round(repo, ws.models_dir, settings_for(ws, batch_size=8, eval_queries=0))
+    assert result.metrics["n"] > 0 and 0 <= result.metrics["macro_f1"] <= 1
+    assert "subset_accuracy" in result.metrics and len(result.queried) == 8
+    stored = repo.artifacts.predictions(result.model.id)
+    sample = next(iter(stored.values())).probabilities
+    assert set(sample) == set(keys) | {"reflective"}

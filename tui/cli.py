@@ -422,8 +422,9 @@ def status_cmd(
 DEMO_ANNOTATOR = "demo-seed"
 
 
-def build_demo(path: Path, fresh: bool = False) -> Workspace:
-    """Create (or reuse) the demo workspace from the bundled corpus and codebook."""
+def build_demo(path: Path, fresh: bool = False, train: bool = True) -> Workspace:
+    """Create (or reuse) the demo workspace from the bundled corpus and codebook; with
+    `train`, run a first round so the demo opens with a model and suggestions."""
     import seeds
 
     if fresh and path.exists():
@@ -449,6 +450,13 @@ def build_demo(path: Path, fresh: bool = False) -> Workspace:
                 conversation_fields=("topic", "quality", "outcome"),
             ),
         )
+        if train and repo.artifacts.active() is None:
+            from learning.rounds import run_round
+            from learning.settings import LearningSettings
+            from tui.cli_learning import _stage_progress
+
+            with _stage_progress(True) as progress:
+                run_round(repo, ws.models_dir, LearningSettings.from_workspace(ws), progress)
     finally:
         repo.close()
     return ws
@@ -460,6 +468,9 @@ def demo_cmd(
         "demo-workspace"
     ),
     fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild it from scratch.")] = False,
+    train: Annotated[
+        bool, typer.Option("--train/--no-train", help="Train a first model if there is none.")
+    ] = True,
 ) -> None:
     """Build the demo workspace from the bundled corpus (MI codebook, seed labels) and show it.
 
@@ -467,7 +478,7 @@ def demo_cmd(
 
         techne demo --fresh
     """
-    ws = build_demo(path, fresh)
+    ws = build_demo(path, fresh, train)
     repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
     try:
         print_status(ws, repo.status())
