@@ -49,7 +49,7 @@ def embed_features(
     """The message's vector, with the previous turn's vector beside it when context is on
     (zeros when a message opens its conversation)."""
     if context_mode == "none":
-        return cached_embeddings(repo, encoder, message_ids, progress)
+        return cached_embeddings(repo, encoder, message_ids.tolist(), progress)
     has_prev = previous_ids >= 0
     prev_ids = [int(p) for p in previous_ids[has_prev]]
     vectors = cached_embeddings(repo, encoder, list(message_ids) + prev_ids, progress)

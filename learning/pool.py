@@ -83,6 +83,7 @@ class Pool:
                 prev.append(last_id if cid == last_conv else -1)
             last_conv, last_id = cid, mid
         n, k = len(ids), len(labels)
+        y: np.ndarray
         if book.multi_label:
             y = np.zeros((n, k), dtype=int)
         else:

@@ -27,7 +27,7 @@ class StrategyError(TechneError):
 def _class_balanced() -> Any:
     from small_text.query_strategies import QueryStrategy
 
-    class ClassBalancedSampling(QueryStrategy):  # type: ignore[misc]
+    class ClassBalancedSampling(QueryStrategy):
         """Spread the batch over predicted techniques, favouring the rarest labelled ones,
         most uncertain (smallest margin) first within each technique.
 

@@ -134,12 +134,12 @@ class Artifacts:
             else:
                 for start in range(0, len(message_ids), CHUNK):
                     chunk = list(message_ids[start : start + CHUNK])
-                    rows = conn.execute(
+                    found = conn.execute(
                         select(table.c.message_id, table.c.vector)
                         .where(table.c.encoder == encoder)
                         .where(table.c.message_id.in_(chunk))
                     )
-                    out.update((mid, bytes(v)) for mid, v in rows)
+                    out.update((mid, bytes(v)) for mid, v in found)
         return out
 
     def put_embeddings(self, encoder: str, dim: int, items: Iterable[tuple[int, bytes]]) -> int:
