@@ -24,6 +24,7 @@ from store import (
 from store.io import ColumnMap, ExportOptions, export, format_for, import_file
 from store.workspace import CONFIG_NAME, DB_NAME, resolve_db_url
 from tui import options as opt
+from tui.progress import ProgressBar
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -228,7 +229,8 @@ def import_cmd(
     reports = []
     try:
         for file in files:
-            with _progress(f"import {file.name}", enabled=not as_json) as advance:
+            bar = ProgressBar(err, f"import {file.name}", unit="bytes", enabled=not as_json)
+            with bar as advance:
                 report = import_file(
                     repo,
                     file,
@@ -253,40 +255,6 @@ def import_cmd(
         repo.close()
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in reports]))
-
-
-class _progress:
-    """A rich progress bar on an interactive terminal; silent otherwise."""
-
-    def __init__(self, description: str, enabled: bool = True) -> None:
-        self.description = description
-        self.enabled = enabled and err.is_terminal
-        self._progress: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        )
-        self._progress.start()
-        task = self._progress.add_task(self.description, total=None)
-
-        def advance(done: int, total: int) -> None:
-            self._progress.update(task, completed=done, total=total)
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 # -- export -----------------------------------------------------------------------------------
@@ -453,9 +421,8 @@ def build_demo(path: Path, fresh: bool = False, train: bool = True) -> Workspace
         if train and repo.artifacts.active() is None:
             from learning.rounds import run_round
             from learning.settings import LearningSettings
-            from tui.cli_learning import _stage_progress
 
-            with _stage_progress(True) as progress:
+            with ProgressBar(err, "training a first model") as progress:
                 run_round(repo, ws.models_dir, LearningSettings.from_workspace(ws), progress)
     finally:
         repo.close()

@@ -13,43 +13,11 @@ from rich.table import Table
 from store import Repository
 from store.io import import_file
 from tui import options as opt
-from tui.cli import _opts, _progress, app, column_map, err, out
+from tui.cli import _opts, app, column_map, err, out
+from tui.progress import ProgressBar
 
 models_app = typer.Typer(help="Inspect model versions and roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-
-
-class _stage_progress:
-    """A progress bar fed by (stage, fraction) callbacks; silent off a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and err.is_terminal
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return None
-        from rich.progress import BarColumn, Progress, TimeElapsedColumn
-
-        self._progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task("starting", total=1.0)
-
-        def update(stage: str, fraction: float) -> None:
-            self._progress.update(self._task, description=stage, completed=fraction)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def _settings(ws: Any, **overrides: Any) -> Any:
@@ -88,7 +56,7 @@ def retrain_cmd(
         settings = _settings(
             ws, backend=backend, strategy=strategy, batch_size=batch, device=device
         )
-        with _stage_progress(not as_json) as progress:
+        with ProgressBar(err, "retraining", enabled=not as_json) as progress:
             result = run_round(repo, ws.models_dir, settings, progress)
     finally:
         repo.close()
@@ -244,7 +212,7 @@ def predict_cmd(
         id=id,
         labelable_speaker=labelable_speaker,
     )
-    with _progress(f"predict {source.name}", enabled=not as_json) as advance:
+    with ProgressBar(err, f"predict {source.name}", unit="bytes", enabled=not as_json) as advance:
         report = predict_file(
             predictor,
             source,
@@ -340,7 +308,7 @@ def simulate_cmd(
             data = _simulation_data(repo, settings, context)
         finally:
             repo.close()
-    with _stage_progress(True) as progress:
+    with ProgressBar(err, "simulating") as progress:
         result = simulate(
             data,
             [s.strip() for s in strategies.split(",")],
@@ -427,7 +395,7 @@ def _simulation_data(repo: Repository, settings: Any, context: str | None) -> An
         settings.encoder if settings else "all-MiniLM-L6-v2",
         settings.device if settings else "auto",
     )
-    with _stage_progress(True) as progress:
+    with ProgressBar(err, "encoding messages") as progress:
         x = embed_features(
             repo, encoder, pool.message_ids[keep], pool.previous_ids[keep], mode, progress
         )
