@@ -20,6 +20,7 @@ from store.db import check_schema, create_schema, make_engine, raw_rows
 from store.domain import CodebookView, EventView, MessageView, TechniqueView
 from store.errors import StoreError
 from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, resolve
+from store.queue import Suggestion
 
 EVENT_ROW_BATCH = 20_000
 
@@ -396,6 +397,43 @@ class Repository:
             if g is not None:
                 result[state.message_id] = g
         return result
+
+    # -- annotation --------------------------------------------------------------------------
+
+    def queue(self, annotator: str, limit: int = 500) -> list[int]:
+        """Message ids for `annotator` to label next, most useful first (see store.queue)."""
+        from store.queue import queue
+
+        return queue(self, annotator, limit)
+
+    def suggestion(self, message_id: int) -> Suggestion | None:
+        """The model's suggestion for a message (the active model's, else a stale one)."""
+        from store.queue import suggestion
+
+        return suggestion(self, message_id)
+
+    def search(self, needle: str, limit: int = 50) -> list[MessageView]:
+        """Labelable messages whose text contains `needle` (case-insensitive)."""
+        table = SQLModel.metadata.tables["messages"]
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.engine.connect() as conn:
+            ids = [
+                int(r[0])
+                for r in conn.execute(
+                    sa_select(table.c.id)
+                    .where(table.c.labelable.is_(True))
+                    .where(table.c.text.ilike(pattern, escape="\\"))
+                    .order_by(table.c.id)
+                    .limit(limit)
+                )
+            ]
+        return [self.message(i) for i in ids]
+
+    def current_labels(self, message_id: int, annotator: str) -> tuple[str, ...] | None:
+        """This annotator's current labels on a message (None when they have none)."""
+        for state in self.iter_states([message_id]):
+            return state.coder_labels.get(annotator)
+        return None
 
     # -- reports -----------------------------------------------------------------------------
 

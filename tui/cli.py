@@ -454,6 +454,34 @@ def demo_cmd(
     out.print(f"\nTry: techne -w {path} status", markup=False)
 
 
+# -- annotate ---------------------------------------------------------------------------------
+
+
+@app.command("annotate")
+def annotate_cmd(
+    ctx: typer.Context,
+    annotator: Annotated[
+        str | None, typer.Option(help="Who is labelling (default: your login name).")
+    ] = None,
+    blind: Annotated[
+        bool, typer.Option("--blind", help="Hide suggestions until you have chosen.")
+    ] = False,
+) -> None:
+    """Label messages in the terminal: the model pre-selects its suggestion, enter saves.
+
+    Keys: enter save · 1-9 or a technique's letter choose · s skip · f flag · n note ·
+    u undo · left/right move · / find · r retrain · b blind · ? codebook · v conversation.
+
+    Example:
+
+        techne -w study annotate --annotator dana
+    """
+    from tui.app import make_app
+
+    opts = _opts(ctx)
+    make_app(opts.workspace, opts.db, annotator, blind=blind).run()
+
+
 # -- entry point ------------------------------------------------------------------------------
 
 from tui import cli_learning  # noqa: E402,F401  (registers retrain, models, predict, simulate)

@@ -1,0 +1,210 @@
+"""The annotation app driven through Textual's Pilot: every key writes the events it must."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from store import EventView, Repository, load_workspace
+from tui.app import TechneApp, make_app
+from tui.cli import build_demo, main
+from tui.screens.annotate import AnnotateScreen
+from tui.widgets.suggestions import SuggestionList
+
+pytestmark = pytest.mark.slow
+
+SIZE = (120, 36)
+
+
+@pytest.fixture(scope="module")
+def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace after one embed round (real MiniLM), built once per module."""
+    path = tmp_path_factory.mktemp("tui") / "demo"
+    build_demo(path)
+    ws = load_workspace(path)
+    repo = Repository.open(ws.db_url)
+    with repo.engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    repo.close()
+    return path
+
+
+@pytest.fixture
+def workspace(trained_demo: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "demo"
+    shutil.copytree(trained_demo, path)
+    return path
+
+
+@pytest.fixture
+def app(workspace: Path) -> Iterator[TechneApp]:
+    app = make_app(workspace, annotator="dana")
+    yield app
+    app.repo.close()
+
+
+def events(app: TechneApp) -> list[EventView]:
+    """All of dana's events, oldest first."""
+    ids = [m.id for m in app.repo.iter_messages(labelable_only=True)]
+    out = [e for mid in ids for e in app.repo.events(mid) if e.annotator == "dana"]
+    return sorted(out, key=lambda e: e.id)
+
+
+def screen(app: TechneApp) -> AnnotateScreen:
+    assert isinstance(app.screen, AnnotateScreen)
+    return app.screen
+
+
+async def test_enter_accepts_the_suggestion_and_moves_on(app: TechneApp) -> None:
+    """enter saves the pre-selected suggestion (accepted as shown) before the next message."""
+    async with app.run_test(size=SIZE) as pilot:
+        first = screen(app).current
+        suggestion = screen(app).suggestion
+        assert first is not None and suggestion is not None
+        await pilot.press("enter")
+        (saved,) = events(app)
+        assert saved.message_id == first.id and saved.kind == "label"
+        assert saved.labels == (suggestion.top_label,) and saved.accepted_suggestion is True
+        assert saved.model_version_id == suggestion.model_version_id and saved.seconds >= 0
+        assert screen(app).current is not None and screen(app).current.id != first.id
+
+
+async def test_digits_and_hotkeys_choose_a_technique(app: TechneApp) -> None:
+    """A digit or a technique's letter selects it; the save is not an accepted suggestion
+    when it differs from the model's choice."""
+    book = app.codebook
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2", "enter")
+        hotkey_technique = book.techniques[4]
+        await pilot.press(hotkey_technique.hotkey or "", "enter")
+        first, second = events(app)
+        assert first.labels == (book.techniques[1].key,)
+        assert second.labels == (hotkey_technique.key,)
+
+
+async def test_skip_flag_note_and_undo(app: TechneApp) -> None:
+    """s skips, f flags with a reason, n notes, u appends an undo that targets the last save."""
+    async with app.run_test(size=SIZE) as pilot:
+        skipped = screen(app).current
+        await pilot.press("s")
+        flagged = screen(app).current
+        await pilot.press("f")
+        await pilot.press(*"unclear", "enter")
+        await pilot.press("n")
+        await pilot.press(*"ask lead", "enter")
+        await pilot.press("u")
+        kinds = [(e.kind, e.message_id) for e in events(app)]
+        assert kinds[:3] == [("skip", skipped.id), ("flag", flagged.id), ("note", flagged.id)]
+        undo = events(app)[-1]
+        assert undo.kind == "undo" and undo.target_event_id == events(app)[1].id
+        assert [e.reason for e in events(app) if e.kind == "flag"] == ["unclear"]
+        assert [e.note for e in events(app) if e.kind == "note"] == ["ask lead"]
+
+
+async def test_undo_returns_to_the_message_and_recoding_is_a_correction(app: TechneApp) -> None:
+    """After u the same message is back on screen; saving it again appends events, never edits."""
+    async with app.run_test(size=SIZE) as pilot:
+        first = screen(app).current
+        await pilot.press("1", "enter", "u")
+        assert screen(app).current.id == first.id
+        await pilot.press("3", "enter")
+        kinds = [e.kind for e in events(app)]
+        assert kinds == ["label", "undo", "label"]
+        assert app.repo.current_labels(first.id, "dana") == (app.codebook.techniques[2].key,)
+
+
+async def test_left_and_right_recode_earlier_messages(app: TechneApp) -> None:
+    """left goes back; saving there is a correct event; right returns."""
+    async with app.run_test(size=SIZE) as pilot:
+        first = screen(app).current
+        await pilot.press("1", "enter")
+        second = screen(app).current
+        await pilot.press("left")
+        assert screen(app).current.id == first.id
+        await pilot.press("2", "enter")
+        assert [e.kind for e in events(app)] == ["label", "correct"]
+        assert screen(app).current.id == second.id
+
+
+async def test_blind_mode_hides_suggestions_until_a_choice(workspace: Path) -> None:
+    """--blind: probabilities hidden; a choice reveals them; accepted_suggestion stays False."""
+    app = make_app(workspace, annotator="dana", blind=True)
+    async with app.run_test(size=SIZE) as pilot:
+        rows = app.screen.query_one(SuggestionList)
+        assert rows.revealed is False
+        assert "blind mode" in str(rows.render())
+        await pilot.press("1")
+        assert rows.revealed is True
+        await pilot.press("enter")
+        assert events(app)[0].accepted_suggestion is False
+    app.repo.close()
+
+
+async def test_find_jumps_to_a_message(app: TechneApp) -> None:
+    """/ searches message text and jumps to the chosen match."""
+    target = next(
+        m for m in app.repo.iter_messages(labelable_only=True) if "patch" in m.text.lower()
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"patch", "enter")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen(app).current.id == app.repo.search("patch")[0].id
+        assert "patch" in target.text.lower()
+
+
+async def test_retrain_runs_in_a_worker_and_refreshes(app: TechneApp) -> None:
+    """r trains a new model while the message stays on screen; suggestions come from it."""
+    async with app.run_test(size=SIZE) as pilot:
+        current = screen(app).current
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.repo.artifacts.active().tag == "v2"
+        assert screen(app).current.id == current.id
+        assert screen(app).suggestion.model_tag == "v2"
+
+
+async def test_markup_and_escapes_render_literally(workspace: Path, tmp_path: Path) -> None:
+    """Rich markup, ANSI escapes and control bytes in a message appear as typed characters."""
+    nasty = "[bold]not bold[/] \x1b[31mred\x1b[0m \x07bell [link=http://x]y[/link]"
+    data = tmp_path / "nasty.jsonl"
+    import json
+
+    data.write_text(
+        json.dumps({"conversation_id": "zz", "turn": 0, "speaker": "therapist", "text": nasty})
+        + "\n"
+    )
+    assert (
+        main(
+            [
+                "-w",
+                str(workspace),
+                "import",
+                str(data),
+                "--conversation",
+                "conversation_id",
+                "--order",
+                "turn",
+                "--speaker",
+                "speaker",
+                "--labelable-speaker",
+                "therapist",
+            ]
+        )
+        == 0
+    )
+    app = make_app(workspace, annotator="dana")
+    async with app.run_test(size=SIZE) as pilot:
+        mid = app.repo.find_message("zz:0").id
+        screen(app)._jump(mid)
+        await pilot.pause()
+        card = str(app.screen.query_one("#message").render())
+        assert "[bold]not bold[/]" in card and "[link=http://x]y[/link]" in card
+        assert "\\x1b[31mred" in card and "\\x07bell" in card and "\x1b" not in card
+    app.repo.close()

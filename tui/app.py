@@ -1,0 +1,72 @@
+"""The Textual app: a thin shell that owns the workspace and shows the annotate screen."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import App
+from textual.worker import Worker, WorkerState
+
+from store import CodebookView, Repository, Workspace, load_workspace
+from tui.screens.annotate import AnnotateScreen
+
+
+class TechneApp(App[None]):
+    """Keyboard-driven annotation of counseling messages."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Techne"
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        repo: Repository,
+        annotator: str,
+        *,
+        blind: bool = False,
+    ) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.repo = repo
+        self.annotator = annotator
+        self.blind = blind
+        self.codebook: CodebookView = repo.codebook()
+        annotate = workspace.section("annotate")
+        self.context_before = int(annotate.get("context_before", 4))
+        self.context_after = 1 if annotate.get("show_next", False) else 0
+        self.keys: dict[str, str] = {k: str(v) for k, v in workspace.section("keys").items()}
+        repo.ensure_annotator(annotator)
+
+    def learning_settings(self) -> Any:
+        from learning.settings import LearningSettings
+
+        return LearningSettings.from_workspace(self.workspace)
+
+    def on_mount(self) -> None:
+        self.push_screen(AnnotateScreen(self.keys))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """One place for worker errors: say so, keep running."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(
+                f"{event.worker.description} failed: {event.worker.error}",
+                severity="error",
+                markup=False,
+            )
+
+
+def make_app(
+    workspace: Path | None = None,
+    db: str | None = None,
+    annotator: str | None = None,
+    *,
+    blind: bool = False,
+) -> TechneApp:
+    """The app for a workspace; the CLI and the tests both build it here."""
+    ws = load_workspace(workspace, db)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    return TechneApp(ws, repo, annotator or getpass.getuser(), blind=blind)

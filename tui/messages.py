@@ -1,0 +1,44 @@
+"""App-wide messages: what happened, named in the past tense. Textual's Message.__init__
+runs the dataclass's own initialisation, so these are plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+
+@dataclass
+class LabelSaved(Message):
+    """An event was committed for a message."""
+
+    message_id: int
+    event_id: int
+    kind: str
+
+
+@dataclass
+class RoundProgressed(Message):
+    """A retrain round reached a stage (fraction of it done)."""
+
+    stage: str
+    fraction: float
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RoundProgressed)
+
+
+@dataclass
+class RoundFinished(Message):
+    """A retrain round committed a new active model."""
+
+    tag: str
+    macro_f1: float | None
+    queued: int
+
+
+@dataclass
+class RoundFailed(Message):
+    """A retrain round stopped; the previous model stays active."""
+
+    error: str

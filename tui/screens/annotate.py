@@ -1,0 +1,404 @@
+"""The annotate screen: one message, its context, the model's suggestion, one key to save."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from store import MessageView
+from store.queue import Suggestion
+from tui.messages import LabelSaved, RoundFailed, RoundFinished, RoundProgressed
+from tui.screens.find import FindScreen
+from tui.screens.prompt import PromptScreen
+from tui.widgets.codebook_panel import CodebookPanel
+from tui.widgets.conversation import ContextView, MessageCard
+from tui.widgets.suggestions import SuggestionList
+
+if TYPE_CHECKING:
+    from tui.app import TechneApp
+
+DEFAULT_KEYS = {
+    "accept": ("enter", "Save"),
+    "skip": ("s", "Skip"),
+    "flag": ("f", "Flag"),
+    "note": ("n", "Note"),
+    "undo": ("u,ctrl+z", "Undo"),
+    "back": ("left", "Back"),
+    "forward": ("right", "Forward"),
+    "find": ("slash", "Find"),
+    "retrain": ("r", "Retrain"),
+    "blind": ("b", "Blind"),
+    "codebook": ("question_mark", "Codebook"),
+    "conversation": ("v", "Whole conversation"),
+    "move_up": ("up,k", ""),
+    "move_down": ("down,j", ""),
+    "quit": ("q", "Quit"),
+}
+
+
+class AnnotateScreen(Screen[None]):
+    """Shows one message at a time; every save is committed before the next appears."""
+
+    blind: reactive[bool] = reactive(False)
+    """Suggestions hidden until a choice is made (counters anchoring on the model)."""
+    show_codebook: reactive[bool] = reactive(True)
+    """Whether the codebook panel is visible."""
+    whole_conversation: reactive[bool] = reactive(False)
+    """Context shows the whole conversation instead of the last few turns."""
+
+    def __init__(self, keys: dict[str, str] | None = None) -> None:
+        super().__init__()
+        for action, (default, description) in DEFAULT_KEYS.items():
+            bound = (keys or {}).get(action, default)
+            self._bindings.bind(bound, action, description, show=bool(description))
+        self.queue: list[int] = []
+        self.history: list[int] = []
+        self.position = -1
+        self.current: MessageView | None = None
+        self.suggestion: Suggestion | None = None
+        self.shown_at = time.monotonic()
+        self.undo_stack: list[tuple[int, int]] = []
+        self.saved = 0
+        self.started = time.monotonic()
+
+    @property
+    def techne(self) -> TechneApp:
+        from tui.app import TechneApp
+
+        assert isinstance(self.app, TechneApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        app = self.techne
+        yield Static(id="topbar")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                with VerticalScroll(id="context-scroll"):
+                    yield ContextView(id="context")
+                yield MessageCard(id="message")
+                yield SuggestionList(app.codebook, id="suggestions")
+            yield CodebookPanel(id="codebook")
+        yield ProgressBar(id="round-progress", show_eta=False)
+        yield Static(id="statusline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app = self.techne
+        self.blind = app.blind
+        for index, technique in enumerate(app.codebook.techniques):
+            if technique.hotkey:
+                self._bindings.bind(technique.hotkey, f"choose({index})", show=False)
+            if index < 9:
+                self._bindings.bind(str(index + 1), f"choose({index})", show=False)
+        self.query_one("#round-progress").display = False
+        self.queue = app.repo.queue(app.annotator)
+        self._advance()
+
+    # -- showing ------------------------------------------------------------------------------
+
+    def _show(self, message_id: int) -> None:
+        app = self.techne
+        repo = app.repo
+        message = repo.message(message_id)
+        self.current = message
+        before = app.context_before if not self.whole_conversation else 10_000
+        turns = repo.context(message.id, before, app.context_after)
+        self.query_one(ContextView).show(
+            [t for t in turns if t.position < message.position],
+            [t for t in turns if t.position > message.position],
+        )
+        self.query_one(MessageCard).show(message)
+        self.suggestion = repo.suggestion(message.id)
+        mine = repo.current_labels(message.id, app.annotator)
+        keys = app.codebook.keys()
+        if mine:
+            selected = keys.index(mine[0]) if mine[0] in keys else 0
+        elif self.suggestion is not None:
+            selected = (
+                keys.index(self.suggestion.top_label) if self.suggestion.top_label in keys else 0
+            )
+        else:
+            selected = 0
+        suggestions = self.query_one(SuggestionList)
+        suggestions.revealed = not self.blind
+        suggestions.show(self.suggestion, selected)
+        if mine and app.codebook.multi_label:
+            suggestions.toggled = set(mine)
+            suggestions.refresh_rows()
+        self._show_codebook_for(selected)
+        self.shown_at = time.monotonic()
+        self._update_topbar()
+
+    def _show_codebook_for(self, index: int) -> None:
+        self.query_one(CodebookPanel).show(self.techne.codebook.techniques[index])
+
+    def _update_topbar(self) -> None:
+        app = self.techne
+        model = app.repo.artifacts.active()
+        hours = max((time.monotonic() - self.started) / 3600, 1 / 3600)
+        bar = Text()
+        bar.append(" Techne ", style="bold reverse")
+        bar.append(f"  {app.annotator}  ·  codebook {app.codebook.key}  ·  ")
+        bar.append(f"model {model.tag if model else 'none'}  ·  ")
+        total = len(self.history) + len(self.queue)
+        bar.append(f"message {self.position + 1} of {total}  ·  " if self.current else "done  ·  ")
+        bar.append(f"{self.saved} saved, {self.saved / hours:.0f}/h")
+        if self.blind:
+            bar.append("  ·  BLIND", style="bold")
+        self.query_one("#topbar", Static).update(bar)
+
+    def _advance(self) -> None:
+        """Show the next message: forward in this session's history, else the queue."""
+        if self.position + 1 < len(self.history):
+            self.position += 1
+            self._show(self.history[self.position])
+            return
+        while self.queue:
+            mid = self.queue.pop(0)
+            if mid not in self.history:
+                self.history.append(mid)
+                self.position = len(self.history) - 1
+                self._show(mid)
+                return
+        self.queue = [
+            m for m in self.techne.repo.queue(self.techne.annotator) if m not in self.history
+        ]
+        if self.queue:
+            self._advance()
+            return
+        self.current = None
+        self.query_one(MessageCard).update(
+            Text("The queue is empty: every message is coded. Press r to retrain, q to quit.")
+        )
+        self.query_one(ContextView).update("")
+        self._update_topbar()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_choose(self, index: int) -> None:
+        if self.current is None:
+            return
+        suggestions = self.query_one(SuggestionList)
+        suggestions.selected = index
+        if self.techne.codebook.multi_label:
+            key = self.techne.codebook.techniques[index].key
+            suggestions.toggled ^= {key}
+            suggestions.refresh_rows()
+        suggestions.revealed = True
+        self._show_codebook_for(index)
+
+    def action_move_up(self) -> None:
+        suggestions = self.query_one(SuggestionList)
+        suggestions.selected = max(0, suggestions.selected - 1)
+        self._show_codebook_for(suggestions.selected)
+
+    def action_move_down(self) -> None:
+        suggestions = self.query_one(SuggestionList)
+        suggestions.selected = min(
+            len(self.techne.codebook.techniques) - 1, suggestions.selected + 1
+        )
+        self._show_codebook_for(suggestions.selected)
+
+    def _save(self, kind: str, labels: list[str] | None = None, **fields: Any) -> int:
+        app = self.techne
+        assert self.current is not None
+        event_id = app.repo.add_event(
+            self.current.id,
+            app.annotator,
+            kind,
+            labels or [],
+            model_version_id=self.suggestion.model_version_id if self.suggestion else None,
+            seconds=round(time.monotonic() - self.shown_at, 3),
+            **fields,
+        )
+        self.post_message(LabelSaved(self.current.id, event_id, kind))
+        return event_id
+
+    def action_accept(self) -> None:
+        if self.current is None:
+            return
+        app = self.techne
+        suggestions = self.query_one(SuggestionList)
+        if app.codebook.multi_label:
+            labels = [t.key for t in app.codebook.techniques if t.key in suggestions.toggled]
+            if not labels:
+                self.notify(
+                    "Choose at least one technique (its key toggles it).", severity="warning"
+                )
+                return
+        else:
+            labels = [app.codebook.techniques[suggestions.selected].key]
+        accepted = (
+            self.suggestion is not None and not self.blind and labels == [self.suggestion.top_label]
+        )
+        had = app.repo.current_labels(self.current.id, app.annotator)
+        event_id = self._save("correct" if had else "label", labels, accepted_suggestion=accepted)
+        self.undo_stack.append((event_id, self.current.id))
+        self.saved += 1
+        self._advance()
+
+    def action_skip(self) -> None:
+        if self.current is None:
+            return
+        event_id = self._save("skip")
+        self.undo_stack.append((event_id, self.current.id))
+        self._advance()
+
+    def action_flag(self) -> None:
+        if self.current is None:
+            return
+
+        def flagged(reason: str | None) -> None:
+            if reason and self.current is not None:
+                event_id = self._save("flag", reason=reason)
+                self.undo_stack.append((event_id, self.current.id))
+                self.notify("Flagged for a lead.")
+
+        self.app.push_screen(PromptScreen("Why flag this message?", "reason"), flagged)
+
+    def action_note(self) -> None:
+        if self.current is None:
+            return
+
+        def noted(note: str | None) -> None:
+            if note and self.current is not None:
+                self._save("note", note=note)
+                self.notify("Note saved.")
+
+        self.app.push_screen(PromptScreen("Note on this message", "note"), noted)
+
+    def action_undo(self) -> None:
+        """Take back the last save (as an undo event) and show that message again."""
+        if not self.undo_stack:
+            self.notify("Nothing to undo in this session.")
+            return
+        event_id, message_id = self.undo_stack.pop()
+        app = self.techne
+        app.repo.add_event(message_id, app.annotator, "undo", target_event_id=event_id)
+        if message_id in self.history:
+            self.position = self.history.index(message_id)
+        else:
+            self.history.insert(self.position + 1, message_id)
+            self.position += 1
+        self.saved = max(0, self.saved - 1)
+        self._show(message_id)
+
+    def action_back(self) -> None:
+        if self.position > 0:
+            self.position -= 1
+            self._show(self.history[self.position])
+
+    def action_forward(self) -> None:
+        if self.position + 1 < len(self.history):
+            self.position += 1
+            self._show(self.history[self.position])
+        else:
+            self._advance()
+
+    def action_find(self) -> None:
+        def searched(needle: str | None) -> None:
+            if not needle:
+                return
+            matches = self.techne.repo.search(needle)
+            if not matches:
+                self.notify(f"No message contains {needle!r}.")
+                return
+            self.app.push_screen(FindScreen(needle, matches), self._jump)
+
+        self.app.push_screen(PromptScreen("Find messages containing", "text"), searched)
+
+    def _jump(self, message_id: int | None) -> None:
+        if message_id is None:
+            return
+        if message_id in self.history:
+            self.position = self.history.index(message_id)
+        else:
+            self.history.insert(self.position + 1, message_id)
+            self.position += 1
+        self._show(message_id)
+
+    def action_blind(self) -> None:
+        self.blind = not self.blind
+        self.query_one(SuggestionList).revealed = not self.blind
+        self._update_topbar()
+
+    def action_codebook(self) -> None:
+        self.show_codebook = not self.show_codebook
+
+    def watch_show_codebook(self, visible: bool) -> None:
+        self.query_one(CodebookPanel).display = visible
+
+    def action_conversation(self) -> None:
+        self.whole_conversation = not self.whole_conversation
+        if self.current is not None:
+            self._show(self.current.id)
+
+    def action_quit(self) -> None:
+        self.app.exit()
+
+    # -- retraining ---------------------------------------------------------------------------
+
+    def action_retrain(self) -> None:
+        bar = self.query_one("#round-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=1.0, progress=0.0)
+        self.query_one("#statusline", Static).update("Retraining… keep labelling.")
+        self._retrain_model()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="retrain", description="retrain")
+    def _retrain_model(self) -> None:
+        from learning.rounds import run_round
+
+        app = self.techne
+        worker = get_current_worker()
+
+        def progress(stage: str, fraction: float) -> None:
+            if not worker.is_cancelled:
+                self.post_message(RoundProgressed(stage, fraction))
+
+        try:
+            result = run_round(
+                app.repo, app.workspace.models_dir, app.learning_settings(), progress
+            )
+        except Exception as exc:  # reported on the UI thread; the old model stays active
+            self.post_message(RoundFailed(str(exc)))
+            return
+        self.post_message(
+            RoundFinished(result.model.tag, result.metrics.get("macro_f1"), len(result.queried))
+        )
+
+    @on(RoundProgressed)
+    def _round_progressed(self, message: RoundProgressed) -> None:
+        self.query_one("#round-progress", ProgressBar).update(progress=message.fraction)
+        self.query_one("#statusline", Static).update(f"Retraining: {message.stage}…")
+
+    @on(RoundFinished)
+    def _round_finished(self, message: RoundFinished) -> None:
+        """Fresh suggestions and a re-ranked queue, without leaving the current message."""
+        self.query_one("#round-progress").display = False
+        f1 = f"{message.macro_f1:.3f}" if isinstance(message.macro_f1, float) else "n/a"
+        self.query_one("#statusline", Static).update(
+            f"Model {message.tag} is active (held-out macro-F1 {f1}); {message.queued} queued."
+        )
+        app = self.techne
+        self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
+        if self.current is not None:
+            self.suggestion = app.repo.suggestion(self.current.id)
+            suggestions = self.query_one(SuggestionList)
+            suggestions.show(self.suggestion, suggestions.selected)
+        self._update_topbar()
+
+    @on(RoundFailed)
+    def _round_failed(self, message: RoundFailed) -> None:
+        self.query_one("#round-progress").display = False
+        self.query_one("#statusline", Static).update("")
+        self.notify(f"Retrain failed: {message.error}", severity="error", markup=False)
