@@ -81,7 +81,21 @@ def _root(
 ) -> None:
     ctx.obj = Options(workspace, db)
     if ctx.invoked_subcommand is None:
-        out.print(ctx.get_help(), markup=False)
+        # A bare `techne` inside a workspace, on a terminal, opens the annotation app.
+        if sys.stdout.isatty() and _in_workspace(workspace):
+            from tui.app import make_app
+
+            make_app(workspace, db).run()
+        else:
+            out.print(ctx.get_help(), markup=False)
+
+
+def _in_workspace(explicit: Path | None) -> bool:
+    try:
+        load_workspace(explicit)
+    except WorkspaceError:
+        return False
+    return True
 
 
 # -- init -------------------------------------------------------------------------------------
@@ -438,20 +452,30 @@ def demo_cmd(
     train: Annotated[
         bool, typer.Option("--train/--no-train", help="Train a first model if there is none.")
     ] = True,
+    status: Annotated[
+        bool, typer.Option("--status", help="Print the status instead of opening the app.")
+    ] = False,
+    annotator: Annotated[str | None, typer.Option(help="Who is labelling.")] = None,
 ) -> None:
-    """Build the demo workspace from the bundled corpus (MI codebook, seed labels) and show it.
+    """Build the demo workspace from the bundled corpus (MI codebook, seed labels, a first
+    model) and open the annotation app on it (or print its status off a terminal).
 
     Example:
 
         techne demo --fresh
     """
     ws = build_demo(path, fresh, train)
+    if sys.stdout.isatty() and not status:
+        from tui.app import make_app
+
+        make_app(ws.root, annotator=annotator).run()
+        return
     repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
     try:
         print_status(ws, repo.status())
     finally:
         repo.close()
-    out.print(f"\nTry: techne -w {path} status", markup=False)
+    out.print(f"\nLabel in the terminal: techne -w {path} annotate", markup=False)
 
 
 # -- annotate ---------------------------------------------------------------------------------
