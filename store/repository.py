@@ -31,6 +31,8 @@ class Repository:
     def __init__(self, engine: Engine, codebook_key: str | None = None) -> None:
         self.engine = engine
         self.codebook_key = codebook_key
+        self._codebooks: dict[str, CodebookView] = {}
+        """Codebooks read once: every saved label is checked against one."""
 
     @classmethod
     def open(cls, url: str, *, codebook_key: str | None = None, create: bool = False) -> Repository:
@@ -63,6 +65,7 @@ class Repository:
     def install_codebook(self, spec: CodebookSpec) -> CodebookView:
         """Store a codebook, or bring a stored one up to date with `spec` (techniques are
         added or redefined, never removed: old labels must keep meaning something)."""
+        self._codebooks.pop(spec.key, None)
         with self.session() as s:
             book = s.exec(select(m.Codebook).where(m.Codebook.key == spec.key)).first()
             if book is None:
@@ -97,6 +100,8 @@ class Repository:
         key = key or self.codebook_key
         if not key:
             raise StoreError("no codebook chosen for this workspace")
+        if key in self._codebooks:
+            return self._codebooks[key]
         with self.session() as s:
             book = s.exec(select(m.Codebook).where(m.Codebook.key == key)).first()
             if book is None:
@@ -107,7 +112,7 @@ class Repository:
                 .where(m.Technique.codebook_id == book.id)
                 .order_by(col(m.Technique.position))
             ).all()
-        return CodebookView(
+        self._codebooks[key] = CodebookView(
             key=book.key,
             name=book.name,
             version=book.version,
@@ -118,6 +123,7 @@ class Repository:
                 for t in rows
             ),
         )
+        return self._codebooks[key]
 
     def codebook_keys(self) -> list[str]:
         with self.session() as s:

@@ -38,6 +38,9 @@ class TechneApp(App[None]):
         self.context_before = int(annotate.get("context_before", 4))
         self.context_after = 1 if annotate.get("show_next", False) else 0
         self.keys: dict[str, str] = {k: str(v) for k, v in workspace.section("keys").items()}
+        self.active_model = repo.artifacts.active()
+        self.latency_probe: list[float] | None = None
+        """Seconds from a save key to the next message painted, when a benchmark asks."""
         repo.ensure_annotator(annotator)
 
     def learning_settings(self) -> Any:

@@ -69,6 +69,8 @@ class AnnotateScreen(Screen[None]):
         self.undo_stack: list[tuple[int, int]] = []
         self.saved = 0
         self.started = time.monotonic()
+        self.key_at: float | None = None
+        """When the key that led to the message on screen was handled (for latency probes)."""
 
     @property
     def techne(self) -> TechneApp:
@@ -137,13 +139,18 @@ class AnnotateScreen(Screen[None]):
         self._show_codebook_for(selected)
         self.shown_at = time.monotonic()
         self._update_topbar()
+        if self.key_at is not None and self.techne.latency_probe is not None:
+            started, self.key_at = self.key_at, None
+            self.call_after_refresh(
+                lambda: self.techne.latency_probe.append(time.perf_counter() - started)  # type: ignore[union-attr]
+            )
 
     def _show_codebook_for(self, index: int) -> None:
         self.query_one(CodebookPanel).show(self.techne.codebook.techniques[index])
 
     def _update_topbar(self) -> None:
         app = self.techne
-        model = app.repo.artifacts.active()
+        model = app.active_model
         hours = max((time.monotonic() - self.started) / 3600, 1 / 3600)
         bar = Text()
         bar.append(" Techne ", style="bold reverse")
@@ -226,6 +233,7 @@ class AnnotateScreen(Screen[None]):
     def action_accept(self) -> None:
         if self.current is None:
             return
+        self.key_at = time.perf_counter()
         app = self.techne
         suggestions = self.query_one(SuggestionList)
         if app.codebook.multi_label:
@@ -390,6 +398,7 @@ class AnnotateScreen(Screen[None]):
             f"Model {message.tag} is active (held-out macro-F1 {f1}); {message.queued} queued."
         )
         app = self.techne
+        app.active_model = app.repo.artifacts.active()
         self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
         if self.current is not None:
             self.suggestion = app.repo.suggestion(self.current.id)
