@@ -441,6 +441,18 @@ class Repository:
             return state.coder_labels.get(annotator)
         return None
 
+    def suggestion_acceptance(self) -> dict[str, int]:
+        """Labelling events made with a suggestion on screen, and how many accepted it as shown."""
+        with self.engine.connect() as conn:
+            rows = raw_rows(
+                conn,
+                "SELECT COUNT(*), SUM(CASE WHEN accepted_suggestion THEN 1 ELSE 0 END) "
+                "FROM annotation_events WHERE kind IN ('label', 'correct') "
+                "AND model_version_id IS NOT NULL",
+            )
+        shown, accepted = rows[0]
+        return {"shown": int(shown or 0), "accepted": int(accepted or 0)}
+
     # -- reports -----------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:

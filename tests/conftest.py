@@ -84,3 +84,21 @@ def annomi_csv() -> Path:
     if not ANNOMI_SIMPLE.exists():
         pytest.skip(f"AnnoMI not available: {ANNOMI_SIMPLE} is missing (../shared absent)")
     return ANNOMI_SIMPLE
+
+
+@pytest.fixture(scope="session")
+def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace after one embed round (real MiniLM), built once per test run."""
+    from sqlalchemy import text
+
+    from store import load_workspace
+    from tui.cli import build_demo
+
+    path = tmp_path_factory.mktemp("trained") / "demo"
+    build_demo(path)
+    ws = load_workspace(path)
+    repo = Repository.open(ws.db_url)
+    with repo.engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    repo.close()
+    return path

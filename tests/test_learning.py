@@ -63,7 +63,9 @@ def settings_for(ws: Workspace, **overrides: object) -> LearningSettings:
     return LearningSettings.from_workspace(ws, **overrides)
 
 
-def test_embed_round_registers_model_predictions_and_queue(demo: tuple[Workspace, Repository]) -> None:
+def test_embed_round_registers_model_predictions_and_queue(
+    demo: tuple[Workspace, Repository],
+) -> None:
     """A round makes an active, checksummed model with held-out metrics, scores the pool
     and queues unlabelled messages that active learning may choose."""
     ws, repo = demo
@@ -95,7 +97,9 @@ def test_embed_round_registers_model_predictions_and_queue(demo: tuple[Workspace
 def test_each_strategy_queues_candidates(demo: tuple[Workspace, Repository], strategy: str) -> None:
     """Every named strategy runs in a round and queues distinct unlabelled candidates."""
     ws, repo = demo
-    result = run_round(repo, ws.models_dir, settings_for(ws, strategy=strategy, batch_size=10, eval_queries=0))
+    result = run_round(
+        repo, ws.models_dir, settings_for(ws, strategy=strategy, batch_size=10, eval_queries=0)
+    )
     pool = Pool.build(repo, repo.codebook())
     assert len(result.queried) == len(set(result.queried)) == 10
     assert all(i in set(pool.candidate_indices) for i in (pool.index[m] for m in result.queried))
@@ -125,8 +129,12 @@ def test_round_without_enough_labels_says_why(tmp_path: Path) -> None:
     ws_path = tmp_path / "w"
     assert main(["init", str(ws_path), "--codebook", "annomi"]) == 0
     data = tmp_path / "few.jsonl"
-    data.write_text('{"text": "How are you?", "label": "question"}\n{"text": "Ok.", "label": "other"}\n')
-    assert main(["-w", str(ws_path), "import", str(data), "--label", "label", "--annotator", "a"]) == 0
+    data.write_text(
+        '{"text": "How are you?", "label": "question"}\n{"text": "Ok.", "label": "other"}\n'
+    )
+    assert (
+        main(["-w", str(ws_path), "import", str(data), "--label", "label", "--annotator", "a"]) == 0
+    )
     ws = load_workspace(ws_path)
     repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
     with pytest.raises(RoundError, match="at least 8 labelled messages"):
@@ -135,7 +143,9 @@ def test_round_without_enough_labels_says_why(tmp_path: Path) -> None:
     repo.close()
 
 
-def test_rollback_activates_an_earlier_version(demo: tuple[Workspace, Repository], capsys: pytest.CaptureFixture[str]) -> None:
+def test_rollback_activates_an_earlier_version(
+    demo: tuple[Workspace, Repository], capsys: pytest.CaptureFixture[str]
+) -> None:
     """`techne models activate v1` after two rounds makes v1 active again; tampered weights refuse."""
     ws, repo = demo
     run_round(repo, ws.models_dir, settings_for(ws))
@@ -164,22 +174,30 @@ def test_saved_model_predicts_like_the_round(demo: tuple[Workspace, Repository])
     inputs = pool_inputs(repo, pool, predictor.card.context_turns)[:40]
     proba = predictor.predict_proba(inputs)
     stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:40]])
-    expected = np.array([[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:40]])
+    expected = np.array(
+        [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:40]]
+    )
     assert np.allclose(proba, expected, atol=1e-4)
     (model_folder(ws.models_dir, model) / "model.json").write_text("{}")
     with pytest.raises(ModelError, match="checksum"):
         load_predictor(model_folder(ws.models_dir, model), model.checksum)
 
 
-def test_predict_resumes_after_interruption(demo: tuple[Workspace, Repository], tmp_path: Path) -> None:
+def test_predict_resumes_after_interruption(
+    demo: tuple[Workspace, Repository], tmp_path: Path
+) -> None:
     """An interrupted bulk prediction resumes without redoing finished chunks, same output."""
     ws, repo = demo
     run_round(repo, ws.models_dir, settings_for(ws))
     model = repo.artifacts.active()
     predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum, "cpu")
     source = seeds.demo_corpus()
-    columns = ColumnMap(text="text", speaker="speaker", conversation="conversation_id",
-                        labelable_speakers=("therapist",))
+    columns = ColumnMap(
+        text="text",
+        speaker="speaker",
+        conversation="conversation_id",
+        labelable_speakers=("therapist",),
+    )
     kwargs = dict(model_tag=model.tag, model_checksum=model.checksum, chunk_rows=200)
     full = tmp_path / "full.parquet"
     predict_file(predictor, source, full, columns, **kwargs)
@@ -202,7 +220,9 @@ def test_predict_resumes_after_interruption(demo: tuple[Workspace, Repository], 
     assert not out.with_name("scores.parquet.parts").exists()
 
 
-def test_retrain_command_reports_json(demo: tuple[Workspace, Repository], capsys: pytest.CaptureFixture[str]) -> None:
+def test_retrain_command_reports_json(
+    demo: tuple[Workspace, Repository], capsys: pytest.CaptureFixture[str]
+) -> None:
     """`techne retrain --json` runs a round and reports its metrics."""
     ws, _ = demo
     assert main(["-w", str(ws.root), "retrain", "--json", "--batch", "5"]) == 0
@@ -214,7 +234,12 @@ def test_retrain_command_reports_json(demo: tuple[Workspace, Repository], capsys
 def test_encoder_batches_do_not_change_vectors() -> None:
     """Dynamic padding: a text's vector is the same alone or batched with longer texts."""
     encoder = Encoder(batch_size=4)
-    texts = ["Hi.", "So you feel stuck between wanting to quit and fearing the cravings.", "Okay", "Tell me more."]
+    texts = [
+        "Hi.",
+        "So you feel stuck between wanting to quit and fearing the cravings.",
+        "Okay",
+        "Tell me more.",
+    ]
     together = encoder.encode(texts)
     alone = np.vstack([encoder.encode([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-5)
@@ -230,7 +255,10 @@ def test_temperature_scaling_fixes_overconfidence() -> None:
     logits *= 4  # overconfident
     t = fit_temperature(logits, y)
     assert t > 1.5
-    assert expected_calibration_error(softmax(logits, t), y) < expected_calibration_error(softmax(logits), y) / 2
+    assert (
+        expected_calibration_error(softmax(logits, t), y)
+        < expected_calibration_error(softmax(logits), y) / 2
+    )
 
 
 def test_simulation_curves_and_label_cost() -> None:
@@ -239,7 +267,9 @@ def test_simulation_curves_and_label_cost() -> None:
     centers = rng.normal(size=(3, 8)) * 3
     y = rng.integers(0, 3, 600)
     x = centers[y] + rng.normal(size=(600, 8))
-    data = SimulationData(x=x, y=y, groups=np.arange(600) // 6, labels=["a", "b", "c"], embeddings=x)
+    data = SimulationData(
+        x=x, y=y, groups=np.arange(600) // 6, labels=["a", "b", "c"], embeddings=x
+    )
     result = simulate(data, ["breaking-ties", "random"], [40, 80], [0, 1], step=20)
     for row in result["strategies"].values():
         assert len(row["mean"]) == 2 and all(0 < v <= 1 for v in row["mean"])
@@ -248,16 +278,31 @@ def test_simulation_curves_and_label_cost() -> None:
     assert labels_to_reach([100, 200], [0.6, 0.65], 0.7) is None
 
 
-def test_predict_command_scores_a_file(demo: tuple[Workspace, Repository], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_command_scores_a_file(
+    demo: tuple[Workspace, Repository], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`techne predict` writes one row per labelable message with probabilities per technique."""
     ws, repo = demo
     run_round(repo, ws.models_dir, settings_for(ws))
     out = tmp_path / "scores.parquet"
-    code = main([
-        "-w", str(ws.root), "predict", str(seeds.demo_corpus()), str(out), "--text", "text",
-        "--conversation", "conversation_id", "--speaker", "speaker",
-        "--labelable-speaker", "therapist", "--json",
-    ])
+    code = main(
+        [
+            "-w",
+            str(ws.root),
+            "predict",
+            str(seeds.demo_corpus()),
+            str(out),
+            "--text",
+            "text",
+            "--conversation",
+            "conversation_id",
+            "--speaker",
+            "speaker",
+            "--labelable-speaker",
+            "therapist",
+            "--json",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out)
     assert report["rows"] == 866
@@ -271,18 +316,44 @@ def test_predict_command_scores_a_file(demo: tuple[Workspace, Repository], tmp_p
 def test_simulate_command_prints_curves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`techne simulate` on a labelled file prints a curve table and writes JSON."""
     out = tmp_path / "sim.json"
-    code = main([
-        "simulate", str(seeds.demo_corpus()), "--codebook", "mi", "--text", "text",
-        "--speaker", "speaker", "--conversation", "conversation_id", "--order", "turn",
-        "--label", "reference_code", "--labelable-speaker", "therapist",
-        "--budgets", "60,120", "--seeds", "0,1", "--step", "30", "--strategies",
-        "breaking-ties,random", "--json", str(out),
-    ])
+    code = main(
+        [
+            "simulate",
+            str(seeds.demo_corpus()),
+            "--codebook",
+            "mi",
+            "--text",
+            "text",
+            "--speaker",
+            "speaker",
+            "--conversation",
+            "conversation_id",
+            "--order",
+            "turn",
+            "--label",
+            "reference_code",
+            "--labelable-speaker",
+            "therapist",
+            "--budgets",
+            "60,120",
+            "--seeds",
+            "0,1",
+            "--step",
+            "30",
+            "--strategies",
+            "breaking-ties,random",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "breaking-ties" in printed and "random" in printed and "All labels" in printed
     result = json.loads(out.read_text())
-    assert result["budgets"] == [60, 120] and set(result["strategies"]) == {"breaking-ties", "random"}
+    assert result["budgets"] == [60, 120] and set(result["strategies"]) == {
+        "breaking-ties",
+        "random",
+    }
 
 
 def test_multi_label_codebook_round(demo: tuple[Workspace, Repository]) -> None:
@@ -292,8 +363,10 @@ def test_multi_label_codebook_round(demo: tuple[Workspace, Repository]) -> None:
     ws, repo = demo
     keys = repo.codebook().keys()
     book = parse_codebook(
-        {"codebook": {"key": "mi_multi", "multi_label": True},
-         "techniques": [{"key": k} for k in keys] + [{"key": "reflective"}]},
+        {
+            "codebook": {"key": "mi_multi", "multi_label": True},
+            "techniques": [{"key": k} for k in keys] + [{"key": "reflective"}],
+        },
         "mi_multi.toml",
     )
     repo.install_codebook(book)

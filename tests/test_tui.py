@@ -7,30 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from store import EventView, Repository, load_workspace
+from store import EventView
 from tui.app import TechneApp, make_app
-from tui.cli import build_demo, main
+from tui.cli import main
 from tui.screens.annotate import AnnotateScreen
 from tui.widgets.suggestions import SuggestionList
 
 pytestmark = pytest.mark.slow
 
 SIZE = (120, 36)
-
-
-@pytest.fixture(scope="module")
-def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo workspace after one embed round (real MiniLM), built once per module."""
-    path = tmp_path_factory.mktemp("tui") / "demo"
-    build_demo(path)
-    ws = load_workspace(path)
-    repo = Repository.open(ws.db_url)
-    with repo.engine.connect() as conn:
-        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    repo.close()
-    return path
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ DEFAULT_KEYS = {
     "blind": ("b", "Blind"),
     "codebook": ("question_mark", "Codebook"),
     "conversation": ("v", "Whole conversation"),
+    "stats": ("c", "Stats"),
     "move_up": ("up,k", ""),
     "move_down": ("down,j", ""),
     "quit": ("q", "Quit"),
@@ -349,6 +350,11 @@ class AnnotateScreen(Screen[None]):
         self.whole_conversation = not self.whole_conversation
         if self.current is not None:
             self._show(self.current.id)
+
+    def action_stats(self) -> None:
+        from tui.screens.stats import StatsScreen
+
+        self.app.push_screen(StatsScreen())
 
     def action_quit(self) -> None:
         self.app.exit()
