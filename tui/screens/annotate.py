@@ -68,6 +68,8 @@ class AnnotateScreen(Screen[None]):
         self.suggestion: Suggestion | None = None
         self.shown_at = time.monotonic()
         self.undo_stack: list[tuple[int, int]] = []
+        self.batch: list[int] = []
+        self.coded: set[int] = set()
         self.saved = 0
         self.started = time.monotonic()
         self.key_at: float | None = None
@@ -103,8 +105,14 @@ class AnnotateScreen(Screen[None]):
             if index < 9:
                 self._bindings.bind(str(index + 1), f"choose({index})", show=False)
         self.query_one("#round-progress").display = False
+        self.query_one(SuggestionList).counts = dict(app.repo.status()["labelled_per_technique"])
+        self.batch = self._latest_batch()
         self.queue = app.repo.queue(app.annotator)
         self._advance()
+
+    def _latest_batch(self) -> list[int]:
+        latest = self.techne.repo.artifacts.latest_round()
+        return list(latest.queried_message_ids) if latest else []
 
     # -- showing ------------------------------------------------------------------------------
 
@@ -159,7 +167,10 @@ class AnnotateScreen(Screen[None]):
         bar.append(f"model {model.tag if model else 'none'}  ·  ")
         total = len(self.history) + len(self.queue)
         bar.append(f"message {self.position + 1} of {total}  ·  " if self.current else "done  ·  ")
-        bar.append(f"{self.saved} saved, {self.saved / hours:.0f}/h")
+        if self.batch:
+            done = sum(1 for m in self.batch if m in self.coded)
+            bar.append(f"batch {done}/{len(self.batch)}  ·  ")
+        bar.append(f"session {self.saved} saved, {self.saved / hours:.0f}/h")
         if self.blind:
             bar.append("  ·  BLIND", style="bold")
         self.query_one("#topbar", Static).update(bar)
@@ -253,6 +264,12 @@ class AnnotateScreen(Screen[None]):
         event_id = self._save("correct" if had else "label", labels, accepted_suggestion=accepted)
         self.undo_stack.append((event_id, self.current.id))
         self.saved += 1
+        self.coded.add(self.current.id)
+        counts = self.query_one(SuggestionList).counts
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+        for label in had or ():
+            counts[label] = max(0, counts.get(label, 0) - 1)
         self._advance()
 
     def action_skip(self) -> None:
@@ -406,6 +423,7 @@ class AnnotateScreen(Screen[None]):
         app = self.techne
         app.active_model = app.repo.artifacts.active()
         self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
+        self.batch = self._latest_batch()
         if self.current is not None:
             self.suggestion = app.repo.suggestion(self.current.id)
             suggestions = self.query_one(SuggestionList)

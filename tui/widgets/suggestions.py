@@ -25,6 +25,8 @@ class SuggestionList(Static):
         self.codebook = codebook
         self.suggestion: Suggestion | None = None
         self.toggled: set[str] = set()
+        self.counts: dict[str, int] = {}
+        """Gold labels per technique, shown against the codebook's targets."""
 
     def show(self, suggestion: Suggestion | None, selected: int) -> None:
         self.suggestion = suggestion
@@ -60,6 +62,10 @@ class SuggestionList(Static):
                 p = float(s.probabilities.get(t.key, 0.0))
                 row.append("█" * round(p * BAR) + "·" * (BAR - round(p * BAR)))
                 row.append(f" {p:5.2f}")
+            else:
+                row.append(" " * (BAR + 6))
+            if t.target:
+                row.append(f"  {self.counts.get(t.key, 0):>4}/{t.target}")
             if i == self.selected:
                 row.stylize("reverse")
             body.append_text(row)
