@@ -144,6 +144,8 @@ def _train_finetune(
         context_mode=settings.context_mode,
         context_turns=settings.context_turns,
         max_length=settings.max_length,
+        epochs=settings.epochs,
+        lr=settings.lr,
         seed=settings.seed,
         device=settings.device,
     )

@@ -30,6 +30,10 @@ class LearningSettings:
     """Random messages from held-out conversations added to each round's queue."""
     seed: int = 0
     calibrate: bool = True
+    epochs: int = 4
+    """Fine-tuning epochs (finetune backend); early stopping may end sooner."""
+    lr: float = 1e-4
+    """Fine-tuning peak learning rate, reached after warm-up, then decayed linearly."""
 
     @classmethod
     def from_workspace(cls, ws: Workspace, **overrides: Any) -> LearningSettings:

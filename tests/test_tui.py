@@ -194,3 +194,54 @@ async def test_markup_and_escapes_render_literally(workspace: Path, tmp_path: Pa
         assert "[bold]not bold[/]" in card and "[link=http://x]y[/link]" in card
         assert "\\x1b[31mred" in card and "\\x07bell" in card and "\x1b" not in card
     app.repo.close()
+
+
+async def test_codebook_and_whole_conversation_toggles(app: TechneApp) -> None:
+    """? hides and shows the codebook panel; v shows the whole conversation, v again the window."""
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.screen.query_one("#codebook")
+        await pilot.press("question_mark")
+        assert panel.display is False
+        await pilot.press("question_mark")
+        assert panel.display is True
+        current = screen(app).current
+        whole = app.repo.conversation_messages(current.conversation_id)
+        earlier = [m for m in whole if m.position < current.position]
+        await pilot.press("v")
+        shown = str(app.screen.query_one("#context").render())
+        assert all(m.text[:30] in shown for m in earlier)
+        await pilot.press("v")
+        assert screen(app).whole_conversation is False
+        assert events(app) == []
+
+
+async def test_multi_label_keys_toggle_then_save(workspace: Path) -> None:
+    """In a multi-label codebook, technique keys toggle and enter saves all toggled labels."""
+    from store import load_workspace, parse_codebook
+
+    ws = load_workspace(workspace)
+    app = make_app(workspace, annotator="dana")
+    book = parse_codebook(
+        {
+            "codebook": {"key": "multi", "multi_label": True},
+            "techniques": [
+                {"key": "question", "hotkey": "a"},
+                {"key": "reflection", "hotkey": "e"},
+                {"key": "advice", "hotkey": "i"},
+            ],
+        },
+        "multi.toml",
+    )
+    app.repo.install_codebook(book)
+    app.repo.codebook_key = "multi"
+    app.codebook = app.repo.codebook()
+    async with app.run_test(size=SIZE) as pilot:
+        first = screen(app).current
+        await pilot.press("a", "e", "enter")
+        assert events(app)[0].labels == ("question", "reflection")
+        assert events(app)[0].message_id == first.id
+        second = screen(app).current
+        await pilot.press("enter")  # nothing toggled: a warning, nothing saved
+        assert len(events(app)) == 1 and screen(app).current.id == second.id
+    app.repo.close()
+    assert ws.codebook_key == "mi"
