@@ -245,3 +245,17 @@ async def test_multi_label_keys_toggle_then_save(workspace: Path) -> None:
         assert len(events(app)) == 1 and screen(app).current.id == second.id
     app.repo.close()
     assert ws.codebook_key == "mi"
+
+
+async def test_keys_can_be_rebound_in_techne_toml(workspace: Path) -> None:
+    """[keys] in techne.toml rebinds actions: here skip moves from s to x."""
+    config = workspace / "techne.toml"
+    config.write_text(config.read_text().replace("[keys]\n", '[keys]\nskip = "x"\n'))
+    app = make_app(workspace, annotator="dana")
+    async with app.run_test(size=SIZE) as pilot:
+        first = screen(app).current
+        await pilot.press("s")  # no longer skip (s is not a technique key either)
+        assert events(app) == [] and screen(app).current.id == first.id
+        await pilot.press("x")
+        assert [(e.kind, e.message_id) for e in events(app)] == [("skip", first.id)]
+    app.repo.close()
