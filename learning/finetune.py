@@ -7,7 +7,9 @@ its own longest sequence (``pad_batch``), never to ``max_length``. Prediction so
 by length so that each batch holds similar lengths, then restores the caller's order.
 
 The recipe in ``FinetuneSettings``' defaults was picked by ``bench/finetune_annomi.py``
-(conversation-grouped AnnoMI split); see that script for the measurements.
+(conversation-grouped AnnoMI split; the table of runs is in that script's docstring): the
+previous turn as second segment, lr 1e-4 with 10% warm-up then linear decay, 4 epochs,
+no class weights — test macro-F1 0.795 against 0.770 text-only.
 
 torch, transformers and small_text are imported inside functions only, so importing this
 module stays cheap.
@@ -44,7 +46,7 @@ class FinetuneSettings:
     """How to fine-tune. Defaults: the best recipe measured on AnnoMI (see module doc)."""
 
     model_path: str = field(default_factory=bundled_model_path)
-    context_mode: str = "none"  # none | previous | window (learning.inputs.CONTEXT_MODES)
+    context_mode: str = "previous"  # none | previous | window (learning.inputs.CONTEXT_MODES)
     context_turns: int = 1  # turns in the second segment ("previous" uses exactly one)
     max_length: int = 128  # tokens per input, message + context; context is cut first
     epochs: int = 4

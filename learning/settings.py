@@ -8,6 +8,10 @@ from typing import Any
 from store import Workspace, WorkspaceError
 
 BACKENDS = ("embed", "finetune")
+BEST_CONTEXT = {"embed": "none", "finetune": "previous"}
+"""Measured on AnnoMI (conversation-grouped 80/20): the embed head scored 0.718 macro-F1
+text-only vs 0.709 with the previous turn's vector (bench/al_annomi.py); fine-tuning scored
+0.770 text-only vs 0.795 with the previous turn as a second segment (bench/finetune_annomi.py)."""
 
 
 @dataclass(frozen=True)
@@ -16,10 +20,9 @@ class LearningSettings:
     """Bundled model name, a local Hugging Face folder, or a hub id when online."""
     backend: str = "embed"
     device: str = "auto"
-    context_mode: str = "none"
-    """How the model sees context: none | previous | window (see learning.inputs). On AnnoMI
-    the embed head scored 0.718 macro-F1 text-only and 0.709 with the previous turn's
-    vector beside it (bench/al_annomi.py), so text-only is the default."""
+    context_mode: str = ""
+    """How the model sees context: none | previous | window (see learning.inputs); empty
+    means the backend's measured default (BEST_CONTEXT)."""
     context_turns: int = 2
     max_length: int = 128
     strategy: str = "breaking-ties"
@@ -50,10 +53,16 @@ class LearningSettings:
             settings = replace(settings, **values)
         except TypeError as exc:
             raise WorkspaceError(f"{ws.config_path}: {exc}") from exc
+        if not settings.context_mode and settings.backend in BEST_CONTEXT:
+            settings = replace(settings, context_mode=BEST_CONTEXT[settings.backend])
         settings.validate(str(ws.config_path))
         return settings
 
     def validate(self, where: str = "settings") -> None:
+        if self.context_mode not in ("none", "previous", "window"):
+            raise WorkspaceError(
+                f"{where}: context_mode must be none, previous or window, got {self.context_mode!r}"
+            )
         if self.backend not in BACKENDS:
             raise WorkspaceError(
                 f"{where}: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"

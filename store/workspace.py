@@ -31,7 +31,7 @@ max_text_chars = 100000         # longest message accepted, in characters
 encoder = "all-MiniLM-L6-v2"    # bundled offline; or a local Hugging Face model folder
 backend = "embed"               # embed (frozen encoder + linear head) | finetune
 device = "auto"                 # auto | cpu | cuda
-context_mode = "none"           # none | previous | window: what the model sees of earlier turns
+# context_mode = "previous"     # none | previous | window; default: measured best per backend
 context_turns = 2               # turns in the window
 
 [learning]

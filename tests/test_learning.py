@@ -382,3 +382,23 @@ def test_multi_label_codebook_round(demo: tuple[Workspace, Repository]) -> None:
     stored = repo.artifacts.predictions(result.model.id)
     sample = next(iter(stored.values())).probabilities
     assert set(sample) == set(keys) | {"reflective"}
+
+
+def test_finetune_round_registers_a_loadable_model(demo: tuple[Workspace, Repository]) -> None:
+    """The finetune backend in a round: trained (1 epoch), calibrated on a dev split, saved,
+    registered, and loadable to give the stored probabilities back."""
+    ws, repo = demo
+    settings = settings_for(ws, backend="finetune", epochs=1, context_mode="previous", batch_size=5)
+    result = run_round(repo, ws.models_dir, settings)
+    model = repo.artifacts.active()
+    assert model.backend == "finetune" and 0 < result.metrics["macro_f1"] <= 1
+    predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum, "cpu")
+    from learning.rounds import pool_inputs
+
+    pool = Pool.build(repo, repo.codebook())
+    inputs = pool_inputs(repo, pool, predictor.card.context_turns)[:16]
+    stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:16]])
+    expected = np.array(
+        [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:16]]
+    )
+    assert np.allclose(predictor.predict_proba(inputs), expected, atol=1e-3)

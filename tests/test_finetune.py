@@ -1,0 +1,227 @@
+"""Fine-tuning backend: fit, trimmed batches, context segments, save/load, multi-label."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from learning import finetune
+from learning.finetune import FinetuneClassifier, FinetuneSettings, encode, trimmed_collate
+from learning.inputs import ModelInput, Turn
+
+pytestmark = pytest.mark.slow
+
+LABELS = ["question", "reflection", "input"]
+WORDS = {
+    0: "how what why when do you think could tell me more".split(),
+    1: "it sounds like you feel so you are saying that part of you".split(),
+    2: "you should try to consider the advice research shows".split(),
+}
+
+
+def synthetic(n: int = 40, seed: int = 0) -> tuple[list[ModelInput], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    inputs, y = [], []
+    for i in range(n):
+        c = i % 3
+        text = " ".join(rng.choice(WORDS[c], size=int(rng.integers(2, 12))))
+        context = (Turn("client", "i drink every day " * (i % 4)), Turn("therapist", "okay"))
+        inputs.append(ModelInput(text, "therapist", context[: i % 3]))
+        y.append(c)
+    return inputs, np.array(y)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():  # noqa: ANN202
+    """One torch thread: on a shared CPU, two spinning threads made tiny fits 20x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # noqa: ANN201
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(finetune.bundled_model_path())
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> str:  # noqa: ANN001
+    """A 2-layer, 32-wide BERT with the bundled tokenizer: same code paths, ~50x faster."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(folder)  # no head, like the bundled MiniLM
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[FinetuneClassifier, list[ModelInput], np.ndarray, list[tuple[int, int]]]:
+    """The bundled MiniLM fine-tuned for two epochs; records every batch's padded shape."""
+    widths: list[tuple[int, int]] = []
+    real_pad = finetune.pad_batch
+
+    def spy(rows, pad_id):  # noqa: ANN001, ANN202
+        ids, mask = real_pad(rows, pad_id)
+        widths.append((ids.shape[1], max(len(r) for r in rows)))
+        return ids, mask
+
+    inputs, y = synthetic()
+    settings = FinetuneSettings(max_length=64, epochs=2, batch_size=8, context_mode="previous")
+    finetune.pad_batch = spy
+    try:
+        clf = FinetuneClassifier(LABELS, settings).fit(inputs, y)
+        clf.predict_proba(inputs, batch_size=16)
+    finally:
+        finetune.pad_batch = real_pad
+    return clf, inputs, y, widths
+
+
+def test_fit_predict_proba(fitted) -> None:  # noqa: ANN001
+    clf, inputs, y, _ = fitted
+    proba = clf.predict_proba(inputs)
+    assert proba.shape == (len(inputs), len(LABELS))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert clf.epochs_run == 2 and clf.best_epoch in (1, 2)
+    assert len(clf.dev_history) == 2
+    logits = clf.predict_logits(inputs)
+    np.testing.assert_array_equal(proba.argmax(1), logits.argmax(1))
+
+
+def test_prediction_keeps_caller_order(fitted) -> None:  # noqa: ANN001
+    clf, inputs, _, _ = fitted
+    proba = clf.predict_proba(inputs, batch_size=7)
+    reordered = clf.predict_proba(inputs[::-1], batch_size=5)[::-1]
+    np.testing.assert_allclose(proba, reordered, atol=1e-5)
+
+
+def test_batches_trimmed_to_longest_sequence(fitted, tokenizer) -> None:  # noqa: ANN001
+    """Every batch in training, dev and prediction is as wide as its longest input."""
+    clf, inputs, _, widths = fitted
+    longest = max(len(r) for r in encode(tokenizer, inputs, clf.settings))
+    assert widths and all(width == row for width, row in widths)
+    assert max(w for w, _ in widths) == longest < clf.settings.max_length
+    assert len({w for w, _ in widths}) > 1  # widths vary batch to batch
+
+
+def test_collate_trims_padded_and_unpadded_items() -> None:
+    import torch
+
+    short, long = [101, 7, 102], [101, 7, 8, 9, 10, 102]
+    padded = torch.tensor([short + [0] * 26])  # as small-text stores it: padded to max_length
+    mask = torch.tensor([[1] * 3 + [0] * 26])
+    batch = [(padded, mask, 0), (torch.tensor([long]), torch.ones((1, 6), dtype=torch.long), 2)]
+    ids, masks, labels, weights = trimmed_collate(batch, pad_id=0, multi_label=False, num_classes=3)
+    assert ids.shape == masks.shape == (2, len(long))
+    assert ids[0].tolist() == short + [0, 0, 0] and masks[0].tolist() == [1, 1, 1, 0, 0, 0]
+    assert labels.tolist() == [0, 2] and weights.tolist() == [1.0, 1.0]
+    ids, _, labels, _ = trimmed_collate(
+        [(torch.tensor([short]), torch.ones((1, 3)), np.array([0, 2]))],
+        pad_id=0,
+        multi_label=True,
+        num_classes=3,
+    )
+    assert ids.shape == (1, 3) and labels.tolist() == [[1.0, 0.0, 1.0]]
+
+
+def test_save_load_identical(fitted, tmp_path: Path) -> None:  # noqa: ANN001
+    clf, inputs, _, _ = fitted
+    clf.save(tmp_path / "model")
+    loaded = FinetuneClassifier.load(tmp_path / "model", device="cpu")
+    assert loaded.labels == LABELS and loaded.settings == replace(clf.settings, device="cpu")
+    assert loaded.best_epoch == clf.best_epoch
+    np.testing.assert_array_equal(loaded.predict_proba(inputs), clf.predict_proba(inputs))
+
+
+def test_context_segments(tokenizer) -> None:  # noqa: ANN001
+    item = ModelInput(
+        "so you want to cut down",
+        "therapist",
+        (Turn("therapist", "what brings you here"), Turn("client", "my drinking")),
+    )
+
+    def decoded(mode: str, turns: int, max_length: int = 64, it: ModelInput = item) -> str:
+        s = FinetuneSettings(context_mode=mode, context_turns=turns, max_length=max_length)
+        return tokenizer.decode(encode(tokenizer, [it], s)[0])
+
+    assert decoded("none", 1) == "[CLS] so you want to cut down [SEP]"
+    assert decoded("previous", 1) == "[CLS] so you want to cut down [SEP] my drinking [SEP]"
+    assert decoded("window", 2) == (
+        "[CLS] so you want to cut down [SEP] client : my drinking | "
+        "therapist : what brings you here [SEP]"
+    )
+    # truncation cuts the context, nearest turn kept, never the message
+    assert decoded("window", 2, max_length=14) == (
+        "[CLS] so you want to cut down [SEP] client : my drinking | [SEP]"
+    )
+    # a message that leaves no room for context is encoded alone
+    long = ModelInput("word " * 40, "therapist", item.context)
+    ids = encode(tokenizer, [long], FinetuneSettings(context_mode="previous", max_length=16))[0]
+    assert len(ids) == 16 and tokenizer.sep_token_id not in ids[:-1]
+    assert decoded("previous", 1, it=ModelInput("first message")) == "[CLS] first message [SEP]"
+
+
+def test_token_types_mark_the_context() -> None:
+    import torch
+
+    ids = torch.tensor([[101, 5, 102, 6, 7, 102, 0], [101, 5, 6, 102, 0, 0, 0]])
+    mask = (ids != 0).long()
+    types = finetune.segment_ids(ids, mask, sep_id=102)
+    assert types.tolist() == [[0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0]]
+
+
+def test_multi_label_sigmoid(tiny_model: str) -> None:
+    inputs, y = synthetic(30)
+    Y = np.stack([y == 0, y != 2], axis=1).astype(int)
+    settings = FinetuneSettings(model_path=tiny_model, max_length=32, epochs=1, batch_size=8)
+    clf = FinetuneClassifier(["a", "b"], settings, multi_label=True).fit(inputs, Y)
+    proba = clf.predict_proba(inputs)
+    assert proba.shape == (30, 2)
+    logits = clf.predict_logits(inputs)
+    np.testing.assert_allclose(proba, 1 / (1 + np.exp(-logits)), rtol=1e-6)
+    assert not np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_deterministic_given_seed(tiny_model: str) -> None:
+    inputs, y = synthetic(30)
+    dev_inputs, dev_y = synthetic(9, seed=1)
+    settings = FinetuneSettings(model_path=tiny_model, max_length=32, epochs=2, batch_size=8)
+    runs = [
+        FinetuneClassifier(LABELS, settings)
+        .fit(inputs, y, dev_inputs, dev_y)
+        .predict_logits(inputs)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_progress_and_bad_labels(tiny_model: str) -> None:
+    inputs, y = synthetic(20)
+    settings = FinetuneSettings(model_path=tiny_model, max_length=32, epochs=1, batch_size=8)
+    seen: list[tuple[str, float]] = []
+    FinetuneClassifier(LABELS, settings).fit(inputs, y, progress=lambda m, f: seen.append((m, f)))
+    assert seen[-1] == ("done", 1.0) and any("dev macro-F1" in m for m, _ in seen)
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions)
+    with pytest.raises(ValueError, match="int array"):
+        FinetuneClassifier(LABELS, settings).fit(inputs, y + 5)
+    with pytest.raises(ValueError, match="context_turns"):
+        FinetuneSettings(context_mode="window", context_turns=0)
