@@ -231,6 +231,7 @@ def run_round(
     stats = _kappa_stats(repo, pool, proba, parent)
     metrics.update(stats)
     lap("evaluate")
+    rounds_so_far = len(repo.artifacts.rounds())
     y_train = pool.y[train] if not pool.multi_label else pool.y[train].argmax(axis=1)
     chosen = select(
         settings.strategy,
@@ -240,9 +241,9 @@ def run_round(
         y_train,
         settings.batch_size,
         embeddings=embeddings,
-        seed=settings.seed + len(repo.artifacts.rounds()),
+        seed=settings.seed + rounds_so_far,
     )
-    rng = np.random.default_rng(settings.seed + 7919 * (len(repo.artifacts.rounds()) + 1))
+    rng = np.random.default_rng(settings.seed + 7919 * (rounds_so_far + 1))
     eval_pool = pool.eval_candidate_indices
     eval_picks = (
         rng.choice(

@@ -73,7 +73,7 @@ def _class_balanced() -> Any:
     return ClassBalancedSampling()
 
 
-def make_strategy(name: str, seed: int = 0) -> Any:
+def make_strategy(name: str) -> Any:
     """A small-text QueryStrategy for `name`."""
     from small_text.query_strategies import (
         BreakingTies,
@@ -149,7 +149,7 @@ def select(
         return []
     if proba.ndim == 2 and proba.shape[1] < 2 and name != "random":
         name = "random"
-    strategy = make_strategy(name, seed)
+    strategy = make_strategy(name)
     dataset = SklearnDataset(
         np.arange(len(proba)).reshape(-1, 1),
         np.full(len(proba), -1),

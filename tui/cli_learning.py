@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from store import Repository
+from store import Repository, TechneError
 from store.io import import_file
 from tui import options as opt
 from tui.cli import _opts, app, column_map, err, out
@@ -280,18 +280,23 @@ def simulate_cmd(
 
     if not label:
         raise typer.BadParameter("--label is required: the labels are the simulation's oracle")
-    ws = None
+    settings = None
+    spec = _load_book(codebook) if codebook else None
     try:
-        ws, _ = _opts(ctx).open()
-    except Exception:
-        if codebook is None:
+        ws, ws_repo = _opts(ctx).open()
+    except TechneError:
+        if spec is None:  # neither a workspace nor --codebook: say why
             raise
-    book = _load_book(codebook) if codebook else None
-    settings = _settings(ws, context_mode=context) if ws else None
+    else:
+        try:
+            settings = _settings(ws, context_mode=context)
+            spec = spec or _view_spec(ws_repo.codebook())
+        finally:
+            ws_repo.close()
+    assert spec is not None
     with tempfile.TemporaryDirectory() as tmp:
         repo = Repository.open(f"sqlite:///{Path(tmp) / 'sim.db'}", create=True)
         try:
-            spec = book or _workspace_book(ctx)
             repo.install_codebook(spec)
             repo.codebook_key = spec.key
             columns = column_map(
@@ -353,15 +358,6 @@ def _load_book(name: str) -> Any:
     from tui.cli import _codebook_spec
 
     return _codebook_spec(name)
-
-
-def _workspace_book(ctx: typer.Context) -> Any:
-    _, repo = _opts(ctx).open()
-    try:
-        view = repo.codebook()
-    finally:
-        repo.close()
-    return _view_spec(view)
 
 
 def _view_spec(view: Any) -> Any:
