@@ -3,6 +3,7 @@
 Knows nothing of the UI or of machine learning.
 """
 
+from store.agreement import Dispute
 from store.codebooks import CodebookSpec, TechniqueSpec, load_codebook_file, parse_codebook
 from store.db import create_schema, make_engine, sqlite_url
 from store.domain import CodebookView, EventView, ImportReport, MessageView, TechniqueView
@@ -16,6 +17,7 @@ from store.errors import (
 from store.labels import GOLD_LEVELS, Gold, MessageState
 from store.repository import Repository
 from store.splits import grouped_split
+from store.team import TeamPolicy
 from store.workspace import Workspace, find_root, load_workspace, write_config
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "CodebookError",
     "CodebookSpec",
     "CodebookView",
+    "Dispute",
     "EventView",
     "Gold",
     "ImportReport",
@@ -31,6 +34,7 @@ __all__ = [
     "MessageView",
     "Repository",
     "StoreError",
+    "TeamPolicy",
     "TechneError",
     "TechniqueSpec",
     "TechniqueView",

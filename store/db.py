@@ -108,6 +108,19 @@ def check_schema(engine: Engine) -> None:
             f"the store has schema version {row.value}; this Techne knows {models.SCHEMA_VERSION}."
             " Upgrade Techne."
         )
+    if int(row.value) < models.SCHEMA_VERSION:
+        _upgrade(engine)
+
+
+def _upgrade(engine: Engine) -> None:
+    """Bring an older store up to date. Every change so far only adds tables."""
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        info = session.get(models.StoreInfo, "schema_version")
+        assert info is not None
+        info.value = str(models.SCHEMA_VERSION)
+        session.add(info)
+        session.commit()
 
 
 def raw_rows(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -38,6 +38,8 @@ class MessageState:
     event_count: int = 0
     suggested_by: int | None = None
     """Model version whose suggestion was on screen at the latest labelling event."""
+    coder_model: dict[str, int] = field(default_factory=dict)
+    """Per coder, the model version whose suggestion was on screen at their labelling."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,13 @@ def derive(message_id: int, events: Iterable[EventRow]) -> MessageState:
             state.coder_labels[event.annotator] = tuple(event.labels)
             state.skipped_by.discard(event.annotator)
             state.suggested_by = event.model_version_id
+            if event.model_version_id is not None:
+                state.coder_model[event.annotator] = event.model_version_id
+            else:
+                state.coder_model.pop(event.annotator, None)
         elif event.kind == "skip":
             state.coder_labels.pop(event.annotator, None)
+            state.coder_model.pop(event.annotator, None)
             state.skipped_by.add(event.annotator)
         elif event.kind == "flag":
             state.flags.append(event)

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added `claims` (team assignment); opening a version-1 store adds the table."""
 
 EVENT_KINDS = ("label", "correct", "skip", "flag", "note", "undo", "adjudicate")
 """Kinds of annotation event. label/correct/adjudicate carry labels; undo names its target."""
@@ -170,3 +171,17 @@ class Embedding(SQLModel, table=True):
     message_id: int = Field(foreign_key="messages.id")
     dim: int
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Claim(SQLModel, table=True):
+    """An annotator's hold on a message while they code it. Claims expire, so a crashed
+    session releases its items; saving or skipping the message releases the claim."""
+
+    __tablename__ = "claims"
+    __table_args__ = (UniqueConstraint("message_id", "annotator_id", name="uq_claim"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    annotator_id: int = Field(foreign_key="annotators.id")
+    claimed_at: float
+    """Epoch seconds (portable across SQLite and PostgreSQL, compared as numbers)."""
+    expires_at: float = Field(index=True)

@@ -24,10 +24,17 @@ class Suggestion:
 
 
 def open_for(repo: Repository, annotator: str) -> set[int]:
-    """Labelable messages nobody has labelled and this annotator has not skipped."""
+    """Labelable messages that still need a coder (one, or more for overlap items) and that
+    this annotator has neither coded nor skipped."""
     closed: set[int] = set()
+    needed = repo.team.coders_needed
     for state in repo.iter_states():
-        if state.coder_labels or state.adjudicated is not None or annotator in state.skipped_by:
+        if (
+            state.adjudicated is not None
+            or annotator in state.coder_labels
+            or annotator in state.skipped_by
+            or len(state.coder_labels) >= needed(state.message_id)
+        ):
             closed.add(state.message_id)
     return {mid for mid, _, _, labelable in repo.message_index() if labelable} - closed
 

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from store import models as m
+from store.agreement import Dispute
 from store.artifacts import Artifacts
 from store.codebooks import CodebookSpec
 from store.db import check_schema, create_schema, make_engine, raw_rows
@@ -21,6 +22,7 @@ from store.domain import CodebookView, EventView, MessageView, TechniqueView
 from store.errors import StoreError
 from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, resolve
 from store.queue import Suggestion
+from store.team import TeamPolicy, claim_next, release, release_all
 
 EVENT_ROW_BATCH = 20_000
 
@@ -28,21 +30,32 @@ EVENT_ROW_BATCH = 20_000
 class Repository:
     """Typed access to one Techne store (SQLite file or PostgreSQL database)."""
 
-    def __init__(self, engine: Engine, codebook_key: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, codebook_key: str | None = None, team: TeamPolicy | None = None
+    ) -> None:
         self.engine = engine
         self.codebook_key = codebook_key
+        self.team = team or TeamPolicy()
+        """Overlap share and claim lifetime (techne.toml [team])."""
         self._codebooks: dict[str, CodebookView] = {}
         """Codebooks read once: every saved label is checked against one."""
 
     @classmethod
-    def open(cls, url: str, *, codebook_key: str | None = None, create: bool = False) -> Repository:
+    def open(
+        cls,
+        url: str,
+        *,
+        codebook_key: str | None = None,
+        create: bool = False,
+        team: TeamPolicy | None = None,
+    ) -> Repository:
         """Open the store at `url`; with create=True, make the schema if missing."""
         engine = make_engine(url)
         if create:
             create_schema(engine)
         else:
             check_schema(engine)
-        return cls(engine, codebook_key)
+        return cls(engine, codebook_key, team)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -146,6 +159,17 @@ class Repository:
                 s.commit()
             assert row.id is not None
             return row.id
+
+    def set_role(self, name: str, role: str) -> None:
+        """Give an annotator a role (creating them if new)."""
+        if role not in m.ROLES:
+            raise StoreError(f"role must be one of {', '.join(m.ROLES)}, got {role!r}")
+        self.ensure_annotator(name, role)
+        with self.session() as s:
+            row = s.exec(select(m.Annotator).where(m.Annotator.name == name.strip())).one()
+            row.role = role
+            s.add(row)
+            s.commit()
 
     def annotators(self) -> dict[str, str]:
         """Annotator name -> role."""
@@ -311,6 +335,9 @@ class Repository:
                 source=source,
             )
             s.add(row)
+            if kind in LABELLING_KINDS or kind == "skip":
+                s.flush()
+                release(s.connection(), message_id, who.id)
             s.commit()
             assert row.id is not None
             return row.id
@@ -412,6 +439,14 @@ class Repository:
 
         return queue(self, annotator, limit)
 
+    def claim_next(self, annotator: str, candidates: Sequence[int]) -> int | None:
+        """Claim the first of `candidates` this annotator may code now (see store.team)."""
+        return claim_next(self, annotator, candidates)
+
+    def release_claims(self, annotator: str) -> int:
+        """Release every claim the annotator holds; returns how many."""
+        return release_all(self, annotator)
+
     def suggestion(self, message_id: int) -> Suggestion | None:
         """The model's suggestion for a message (the active model's, else a stale one)."""
         from store.queue import suggestion
@@ -454,6 +489,18 @@ class Repository:
         return {"shown": int(shown or 0), "accepted": int(accepted or 0)}
 
     # -- reports -----------------------------------------------------------------------------
+
+    def agreement(self, *, model: bool = True) -> dict[str, Any]:
+        """Kappa per coder pair, alpha overall and per technique, expert vs model."""
+        from store.agreement import agreement_report
+
+        return agreement_report(self, model=model)
+
+    def disputes(self, *, include_model: bool = True) -> list[Dispute]:
+        """Messages awaiting a lead's decision (see store.agreement.disputes)."""
+        from store.agreement import disputes
+
+        return disputes(self, include_model=include_model)
 
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""

@@ -6,10 +6,14 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.db import sqlite_url
 from store.errors import WorkspaceError
+from store.team import TeamPolicy
+
+if TYPE_CHECKING:
+    from store.repository import Repository
 
 CONFIG_NAME = "techne.toml"
 DB_NAME = "techne.db"
@@ -43,6 +47,11 @@ seed = 0
 [annotate]
 context_before = 4              # previous turns shown above the message
 show_next = false               # also show the next turn
+
+[team]
+overlap = 0.0                   # share of messages coded independently by two experts
+overlap_coders = 2              # coders per overlap item
+claim_minutes = 15              # a claimed message returns to the queue after this long
 
 [export]
 context_turns = 3               # previous turns written with each exported message
@@ -82,6 +91,16 @@ class Workspace:
         if not isinstance(value, dict):
             raise WorkspaceError(f"{self.config_path}: [{name}] must be a table")
         return value
+
+    def team_policy(self) -> TeamPolicy:
+        """Overlap share and claim lifetime from `[team]`."""
+        return TeamPolicy.from_section(self.section("team"), f"{self.config_path} [team]")
+
+    def open_repository(self) -> Repository:
+        """The workspace's store, with its codebook and team policy."""
+        from store.repository import Repository
+
+        return Repository.open(self.db_url, codebook_key=self.codebook_key, team=self.team_policy())
 
 
 def write_config(root: Path, *, name: str, codebook: str, db_url: str | None) -> Path:

@@ -27,8 +27,11 @@ class TechneApp(App[None]):
         annotator: str,
         *,
         blind: bool = False,
+        adjudicate: bool = False,
     ) -> None:
         super().__init__()
+        self.adjudicate = adjudicate
+        """Open on the adjudication screen (leads) instead of the annotate screen."""
         self.workspace = workspace
         self.repo = repo
         self.annotator = annotator
@@ -49,7 +52,16 @@ class TechneApp(App[None]):
         return LearningSettings.from_workspace(self.workspace)
 
     def on_mount(self) -> None:
-        self.push_screen(AnnotateScreen(self.keys))
+        if self.adjudicate:
+            from tui.screens.adjudicate import AdjudicateScreen
+
+            self.push_screen(AdjudicateScreen())
+        else:
+            self.push_screen(AnnotateScreen(self.keys))
+
+    def on_unmount(self) -> None:
+        """A session that ends cleanly gives its claimed messages back at once."""
+        self.repo.release_claims(self.annotator)
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
@@ -68,8 +80,9 @@ def make_app(
     annotator: str | None = None,
     *,
     blind: bool = False,
+    adjudicate: bool = False,
 ) -> TechneApp:
     """The app for a workspace; the CLI and the tests both build it here."""
     ws = load_workspace(workspace, db)
-    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
-    return TechneApp(ws, repo, annotator or getpass.getuser(), blind=blind)
+    repo = ws.open_repository()
+    return TechneApp(ws, repo, annotator or getpass.getuser(), blind=blind, adjudicate=adjudicate)

@@ -48,7 +48,7 @@ class Options:
 
     def open(self) -> tuple[Workspace, Repository]:
         ws = load_workspace(self.workspace, self.db)
-        repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+        repo = ws.open_repository()
         return ws, repo
 
 
@@ -197,6 +197,7 @@ def import_cmd(
     id: opt.Id = None,  # noqa: A002
     label: opt.Label = None,
     annotator: opt.Annotator = None,
+    annotator_column: opt.AnnotatorColumn = None,
     labelable_speaker: opt.LabelableSpeaker = None,
     conversation_field: opt.ConversationField = None,
     label_separator: opt.LabelSeparator = ";",
@@ -222,6 +223,11 @@ def import_cmd(
         --conversation transcript_id --order utterance_id --label main_therapist_behaviour
         --annotator annomi --labelable-speaker therapist --conversation-field mi_quality
         --conversation-field topic
+
+    Several coders per message (AnnoMI-full):
+
+        techne import AnnoMI-full.csv ... --label main_therapist_behaviour
+        --annotator annomi --annotator-column annotator_id
     """
     if skip_bad and rejects is None:
         raise typer.BadParameter("--skip-bad needs --rejects FILE to say where bad rows go")
@@ -234,6 +240,7 @@ def import_cmd(
         id=id,
         label=label,
         annotator=annotator,
+        annotator_column=annotator_column,
         labelable_speaker=labelable_speaker,
         conversation_field=conversation_field,
         label_separator=label_separator,
@@ -416,7 +423,7 @@ def build_demo(path: Path, fresh: bool = False, train: bool = True) -> Workspace
     if not (path / CONFIG_NAME).exists():
         init_workspace(path, "mi", None, name="techne-demo")
     ws = load_workspace(path)
-    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    repo = ws.open_repository()
     try:
         import_file(
             repo,
@@ -470,7 +477,7 @@ def demo_cmd(
 
         make_app(ws.root, annotator=annotator).run()
         return
-    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    repo = ws.open_repository()
     try:
         print_status(ws, repo.status())
     finally:
@@ -508,7 +515,11 @@ def annotate_cmd(
 
 # -- entry point ------------------------------------------------------------------------------
 
-from tui import cli_learning  # noqa: E402,F401  (registers retrain, models, predict, simulate)
+from tui import (  # noqa: E402,F401  (register their commands)
+    cli_insights,
+    cli_learning,
+    cli_team,  # noqa: E402,F401  (registers annotators, agreement, history, adjudicate)
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,17 @@ Conversation = Annotated[str | None, typer.Option(help="Column with the conversa
 Order = Annotated[str | None, typer.Option(help="Column with the turn number in its conversation.")]
 Id = Annotated[str | None, typer.Option("--id", help="Column with a unique message id.")]
 Label = Annotated[str | None, typer.Option(help="Column with existing labels (technique keys).")]
-Annotator = Annotated[str | None, typer.Option(help="Who gave the labels in --label.")]
+Annotator = Annotated[
+    str | None,
+    typer.Option(help="Who gave the labels in --label (with --annotator-column: a name prefix)."),
+]
+AnnotatorColumn = Annotated[
+    str | None,
+    typer.Option(
+        help="Column naming each row's coder; rows repeating a conversation and position are "
+        "the same message coded by different people (AnnoMI-full's layout)."
+    ),
+]
 LabelableSpeaker = Annotated[
     list[str] | None,
     typer.Option(help="Speaker whose messages get coded (repeatable; default: all)."),

@@ -54,8 +54,10 @@ def import_file(
     """
     started = time.perf_counter()
     source = open_rows(path, fmt)
-    if columns.label and not columns.annotator:
-        raise StoreError("--label needs --annotator: whose labels are these?")
+    if columns.label and not (columns.annotator or columns.annotator_column):
+        raise StoreError("--label needs --annotator or --annotator-column: whose labels are these?")
+    if columns.annotator_column and not columns.label:
+        raise StoreError("--annotator-column needs --label: which column holds the codes?")
     keys: frozenset[str] = frozenset()
     multi = False
     if columns.label:
@@ -70,7 +72,11 @@ def import_file(
             technique_keys=keys,
             multi_label=multi,
             max_text_chars=max_text_chars,
-            annotator_id=_annotator_id(conn, columns.annotator) if columns.annotator else None,
+            annotator_id=(
+                _annotator_id(conn, columns.annotator)
+                if columns.annotator and not columns.annotator_column
+                else None
+            ),
             store_was_empty=conn.execute(select(MESSAGES.c.id).limit(1)).first() is None,
         )
         for cid, ext, meta in conn.execute(
@@ -153,6 +159,9 @@ def _write_batch(conn: Connection, plan: Plan, batch: list[Record], skip_bad: bo
     for record in batch:
         try:
             known = existing.get(record.external_id)
+            if record.repeat:
+                kept.append(record)
+                continue
             if known is not None and known[3] != record.text:
                 raise InputError(
                     file,
@@ -202,7 +211,9 @@ def _write_batch(conn: Connection, plan: Plan, batch: list[Record], skip_bad: bo
         known = existing.get(record.external_id)
         if known is not None:
             message_ids[record.external_id] = known[0]
-            plan.existing += 1
+            plan.existing += not record.repeat
+            continue
+        if record.repeat:
             continue
         new_rows.append(
             (
@@ -230,7 +241,8 @@ def _write_batch(conn: Connection, plan: Plan, batch: list[Record], skip_bad: bo
                 ) from None
             raise
         plan.added += len(new_rows)
-        wanted = [r.external_id for r in kept if r.labels and r.external_id not in message_ids]
+    wanted = list({r.external_id for r in kept if r.labels and r.external_id not in message_ids})
+    if wanted:
         for chunk in _chunks(wanted, 900):
             for mid, ext in conn.execute(
                 select(MESSAGES.c.id, MESSAGES.c.external_id).where(
@@ -306,41 +318,53 @@ def _write_labels(
     existing: dict[str, tuple[int, int, int, str]],
 ) -> None:
     labelled = [r for r in records if r.labels]
-    if not labelled or plan.annotator_id is None:
+    if not labelled:
         return
-    current: dict[int, tuple[str, ...]] = {}
-    already = [message_ids[r.external_id] for r in labelled if r.external_id in existing]
+    coder_ids: dict[int, int] = {}
+    for i, record in enumerate(labelled):
+        if record.coder is not None:
+            if record.coder not in plan.coder_ids:
+                plan.coder_ids[record.coder] = _annotator_id(conn, record.coder)
+            coder_ids[i] = plan.coder_ids[record.coder]
+        elif plan.annotator_id is not None:
+            coder_ids[i] = plan.annotator_id
+    if not coder_ids:
+        return
+    # Re-importing adds nothing: skip labels equal to the coder's current ones.
+    current: dict[tuple[int, int], tuple[str, ...]] = {}
+    already = list({message_ids[r.external_id] for r in labelled if r.external_id in existing})
     for chunk in _chunks(already, 900):
         rows = conn.execute(
             select(
                 EVENTS.c.id,
                 EVENTS.c.message_id,
+                EVENTS.c.annotator_id,
                 EVENTS.c.kind,
                 EVENTS.c.labels,
                 EVENTS.c.target_event_id,
             )
             .where(EVENTS.c.message_id.in_(chunk))
-            .where(EVENTS.c.annotator_id == plan.annotator_id)
             .order_by(EVENTS.c.id)
         ).all()
         per_message: dict[int, list[EventRow]] = {}
-        for eid, mid, kind, labels, target in rows:
+        for eid, mid, who, kind, labels, target in rows:
             per_message.setdefault(mid, []).append(
-                EventRow(eid, mid, "_", kind, tuple(labels), target)
+                EventRow(eid, mid, str(who), kind, tuple(labels), target)
             )
         for mid, history in per_message.items():
-            labels_now = derive(mid, history).coder_labels.get("_")
-            if labels_now is not None:
-                current[mid] = labels_now
+            for who, labels_now in derive(mid, history).coder_labels.items():
+                current[(mid, int(who))] = labels_now
     events: list[dict[str, Any]] = []
-    for record in labelled:
+    for i, record in enumerate(labelled):
+        if i not in coder_ids:
+            continue
         mid = message_ids[record.external_id]
-        if current.get(mid) == record.labels:
+        if current.get((mid, coder_ids[i])) == record.labels:
             continue
         events.append(
             {
                 "message_id": mid,
-                "annotator_id": plan.annotator_id,
+                "annotator_id": coder_ids[i],
                 "kind": "label",
                 "labels": list(record.labels),
                 "source": f"import:{plan.source.path.name}:{record.line}",

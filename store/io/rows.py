@@ -25,17 +25,35 @@ class ColumnMap:
     id: str | None = None
     label: str | None = None
     annotator: str | None = None
+    annotator_column: str | None = None
+    """Column naming each row's coder: rows repeating a message are its other coders' labels."""
     labelable_speakers: tuple[str, ...] = ()
     conversation_fields: tuple[str, ...] = ()
     label_separator: str = ";"
     id_prefix: str = ""
 
     def mapped(self) -> set[str]:
-        cols = {self.text, self.speaker, self.conversation, self.order, self.id, self.label}
+        cols = {
+            self.text,
+            self.speaker,
+            self.conversation,
+            self.order,
+            self.id,
+            self.label,
+            self.annotator_column,
+        }
         return {c for c in cols if c} | set(self.conversation_fields)
 
     def required(self) -> list[str]:
-        cols = [self.text, self.speaker, self.conversation, self.order, self.id, self.label]
+        cols = [
+            self.text,
+            self.speaker,
+            self.conversation,
+            self.order,
+            self.id,
+            self.label,
+            self.annotator_column,
+        ]
         return [c for c in cols if c] + list(self.conversation_fields)
 
 
@@ -51,6 +69,10 @@ class Record:
     labels: tuple[str, ...]
     meta: dict[str, Any]
     conversation_meta: dict[str, Any]
+    coder: str | None = None
+    """The row's coder (from --annotator-column)."""
+    repeat: bool = False
+    """Another coder's row for a message seen earlier in the file: only its label is new."""
 
 
 @dataclass
@@ -79,6 +101,12 @@ class Plan:
     """External id -> line, for every row accepted so far."""
     seen_positions: dict[tuple[str, int], int] = field(default_factory=dict)
     """(conversation, position) -> line; only needed when ids come from their own column."""
+    coder_ids: dict[str, int] = field(default_factory=dict)
+    """Coder name -> annotator id, created inside the import's transaction."""
+    coded: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(external id, coder) -> line, with --annotator-column."""
+    first_text: dict[str, int] = field(default_factory=dict)
+    """External id -> hash of its text, to check that repeated rows are the same message."""
     rejects: list[Reject] = field(default_factory=list)
     added: int = 0
     existing: int = 0
@@ -215,7 +243,14 @@ def _validate(plan: Plan, line: int, values: dict[str, Any]) -> Record:
         external_id = f"{cols.id_prefix}{plan.source.path.stem}:{line}"
     if not conversation:
         conversation = external_id
+    coder = None
+    if cols.annotator_column:
+        coder = _text_field(plan, line, values, cols.annotator_column)
+        if cols.annotator:
+            coder = f"{cols.annotator}-{coder}"
     first = plan.seen_ids.get(external_id)
+    if first is not None and coder is not None:
+        return _repeat(plan, line, values, raw_text, external_id, conversation, coder, labelable)
     if first is not None:
         raise _fail(
             plan,
@@ -263,6 +298,9 @@ def _validate(plan: Plan, line: int, values: dict[str, Any]) -> Record:
     if position >= plan.next_position.get(conversation, 0):
         plan.next_position[conversation] = position + 1
     plan.seen_ids[external_id] = line
+    if coder is not None:
+        plan.coded[(external_id, coder)] = line
+        plan.first_text[external_id] = hash((raw_text, speaker))
     if cols.id and cols.order:
         plan.seen_positions[(conversation, position)] = line
     if known_meta is None:
@@ -278,6 +316,56 @@ def _validate(plan: Plan, line: int, values: dict[str, Any]) -> Record:
         labels,
         meta,
         conversation_meta,
+        coder,
+    )
+
+
+def _repeat(
+    plan: Plan,
+    line: int,
+    values: dict[str, Any],
+    text: str,
+    external_id: str,
+    conversation: str,
+    coder: str,
+    labelable: bool,
+) -> Record:
+    """Another coder's row for a message already read: check it is the same message."""
+    cols = plan.columns
+    earlier = plan.coded.get((external_id, coder))
+    if earlier is not None:
+        raise _fail(
+            plan,
+            line,
+            cols.annotator_column,
+            f"coder {coder!r} already coded message {external_id!r} ({plan.source.unit} {earlier})",
+        )
+    speaker = _text_field(plan, line, values, cols.speaker).lower() if cols.speaker else ""
+    if plan.first_text.get(external_id) != hash((text, speaker)):
+        raise _fail(
+            plan,
+            line,
+            cols.text,
+            f"message {external_id!r} repeats {plan.source.unit} "
+            f"{plan.seen_ids[external_id]} with different text or speaker",
+        )
+    labels: tuple[str, ...] = ()
+    if cols.label and labelable:
+        labels = _labels(plan, line, _get(plan, line, values, cols.label))
+    plan.coded[(external_id, coder)] = line
+    return Record(
+        line,
+        conversation,
+        external_id,
+        None,
+        speaker,
+        text,
+        labelable,
+        labels,
+        {},
+        {},
+        coder,
+        repeat=True,
     )
 
 

@@ -40,6 +40,8 @@ DEFAULT_KEYS = {
     "codebook": ("question_mark", "Codebook"),
     "conversation": ("v", "Whole conversation"),
     "stats": ("c", "Stats"),
+    "agreement": ("G", "Agreement"),
+    "adjudicate": ("A", "Adjudicate"),
     "move_up": ("up,k", ""),
     "move_down": ("down,j", ""),
     "quit": ("q", "Quit"),
@@ -175,25 +177,27 @@ class AnnotateScreen(Screen[None]):
             bar.append("  ·  BLIND", style="bold")
         self.query_one("#topbar", Static).update(bar)
 
-    def _advance(self) -> None:
-        """Show the next message: forward in this session's history, else the queue."""
+    def _advance(self, refreshed: bool = False) -> None:
+        """Show the next message: forward in this session's history, else the first queued
+        message this annotator can claim (others may be coding the ones before it)."""
         if self.position + 1 < len(self.history):
             self.position += 1
             self._show(self.history[self.position])
             return
-        while self.queue:
-            mid = self.queue.pop(0)
-            if mid not in self.history:
-                self.history.append(mid)
-                self.position = len(self.history) - 1
-                self._show(mid)
-                return
-        self.queue = [
-            m for m in self.techne.repo.queue(self.techne.annotator) if m not in self.history
-        ]
-        if self.queue:
-            self._advance()
+        app = self.techne
+        candidates = [m for m in self.queue if m not in self.history]
+        mid = app.repo.claim_next(app.annotator, candidates) if candidates else None
+        if mid is not None:
+            self.queue = candidates[candidates.index(mid) + 1 :]
+            self.history.append(mid)
+            self.position = len(self.history) - 1
+            self._show(mid)
             return
+        if not refreshed:
+            self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
+            self._advance(refreshed=True)
+            return
+        self.queue = []
         self.current = None
         self.query_one(MessageCard).update(
             Text("The queue is empty: every message is coded. Press r to retrain, q to quit.")
@@ -372,6 +376,22 @@ class AnnotateScreen(Screen[None]):
         from tui.screens.stats import StatsScreen
 
         self.app.push_screen(StatsScreen())
+
+    def action_agreement(self) -> None:
+        from tui.screens.agreement import AgreementScreen
+
+        self.app.push_screen(AgreementScreen())
+
+    def action_adjudicate(self) -> None:
+        """Leads and maintainers only; the annotate screen refreshes when they come back."""
+        app = self.techne
+        role = app.repo.annotators().get(app.annotator, "expert")
+        if role not in ("lead", "maintainer"):
+            self.notify(f"Only leads adjudicate; {app.annotator} is an {role}.", markup=False)
+            return
+        from tui.screens.adjudicate import AdjudicateScreen
+
+        self.app.push_screen(AdjudicateScreen())
 
     def action_quit(self) -> None:
         self.app.exit()

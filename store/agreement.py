@@ -1,0 +1,212 @@
+"""Inter-coder agreement: Cohen's kappa per pair, Krippendorff's alpha (nominal), expert vs model.
+
+Pure functions over labels, plus `agreement_report` which reads coders' current labels
+from a Repository. Multi-label codes are compared as whole label sets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.repository import Repository
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
+    """Cohen's kappa of two coders over the same items (nan when chance agreement is 1)."""
+    if len(a) != len(b):
+        raise ValueError("both coders must code the same items")
+    n = len(a)
+    if n == 0:
+        return float("nan")
+    observed = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n
+    ca, cb = Counter(a), Counter(b)
+    expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
+    if expected == 1.0:
+        return float("nan")
+    return (observed - expected) / (1.0 - expected)
+
+
+def krippendorff_alpha(units: Iterable[Sequence[Hashable]]) -> float:
+    """Krippendorff's alpha, nominal level, from each unit's values (missing ones left out).
+
+    Units with fewer than two values are not pairable and do not count. Computed from the
+    coincidence matrix: alpha = 1 - (n - 1) * D_o / D_e over off-diagonal cells.
+    """
+    coincidences: Counter[tuple[Hashable, Hashable]] = Counter()
+    for values in units:
+        m = len(values)
+        if m < 2:
+            continue
+        counts = Counter(values)
+        for c, nc in counts.items():
+            for k, nk in counts.items():
+                pairs = nc * (nk - 1) if c == k else nc * nk
+                if pairs:
+                    coincidences[(c, k)] += pairs / (m - 1)
+    totals: Counter[Hashable] = Counter()
+    for (c, _k), value in coincidences.items():
+        totals[c] += value
+    n = sum(totals.values())
+    if n <= 1:
+        return float("nan")
+    disagree = sum(v for (c, k), v in coincidences.items() if c != k)
+    expected = (n * n - sum(t * t for t in totals.values())) / (n - 1)
+    if expected == 0:
+        return float("nan")
+    return 1.0 - disagree / expected
+
+
+def _value(labels: Sequence[str]) -> str:
+    return "+".join(sorted(labels))
+
+
+def agreement_report(repo: Repository, *, model: bool = True) -> dict[str, Any]:
+    """Kappa per annotator pair, alpha overall and per technique, and expert-vs-model
+    agreement (each coder against the suggestion that was on their screen), with counts."""
+    book = repo.codebook() if repo.codebook_key else None
+    coded: dict[int, dict[str, tuple[str, ...]]] = {}
+    shown: dict[int, dict[str, int]] = {}
+    for state in repo.iter_states():
+        if state.coder_labels:
+            coded[state.message_id] = dict(state.coder_labels)
+            shown[state.message_id] = dict(state.coder_model)
+    coders = sorted({name for labels in coded.values() for name in labels})
+    pairs = []
+    for a, b in combinations(coders, 2):
+        both = [mid for mid, labels in coded.items() if a in labels and b in labels]
+        if not both:
+            continue
+        ya = [_value(coded[mid][a]) for mid in both]
+        yb = [_value(coded[mid][b]) for mid in both]
+        pairs.append(
+            {
+                "a": a,
+                "b": b,
+                "items": len(both),
+                "kappa": _num(cohen_kappa(ya, yb)),
+                "percent_agreement": sum(x == y for x, y in zip(ya, yb, strict=True)) / len(both),
+            }
+        )
+    multi = {mid: labels for mid, labels in coded.items() if len(labels) >= 2}
+    techniques = (
+        list(book.keys())
+        if book
+        else sorted({x for labels in coded.values() for ls in labels.values() for x in ls})
+    )
+    per_technique = {
+        key: {
+            "alpha": _num(
+                krippendorff_alpha([[key in ls for ls in u.values()] for u in multi.values()])
+            ),
+            "coded": sum(key in ls for u in multi.values() for ls in u.values()),
+        }
+        for key in techniques
+    }
+    report: dict[str, Any] = {
+        "codebook": book.key if book else None,
+        "coders": {name: sum(1 for labels in coded.values() if name in labels) for name in coders},
+        "items_coded": len(coded),
+        "items_multiply_coded": len(multi),
+        "alpha": _num(
+            krippendorff_alpha([[_value(v) for v in u.values()] for u in multi.values()])
+        ),
+        "alpha_per_technique": per_technique,
+        "pairs": pairs,
+    }
+    if model:
+        report["expert_vs_model"] = _versus_model(repo, coded, shown, coders)
+    return report
+
+
+def _versus_model(
+    repo: Repository,
+    coded: dict[int, dict[str, tuple[str, ...]]],
+    shown: dict[int, dict[str, int]],
+    coders: list[str],
+) -> list[dict[str, Any]]:
+    """Each coder against the top suggestion of the model version they saw."""
+    tops: dict[int, dict[int, str]] = {}
+    out = []
+    for name in coders:
+        human: list[str] = []
+        machine: list[str] = []
+        for mid, labels in coded.items():
+            version = shown[mid].get(name)
+            if name not in labels or version is None:
+                continue
+            if version not in tops:
+                tops[version] = repo.artifacts.top_labels(version)
+            top = tops[version].get(mid)
+            if top is not None:
+                human.append(_value(labels[name]))
+                machine.append(top)
+        if human:
+            out.append(
+                {
+                    "annotator": name,
+                    "items": len(human),
+                    "kappa": _num(cohen_kappa(human, machine)),
+                    "percent_agreement": sum(h == m for h, m in zip(human, machine, strict=True))
+                    / len(human),
+                }
+            )
+    return out
+
+
+def _num(value: float) -> float | None:
+    """JSON-safe: nan becomes None."""
+    return None if value != value else value
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A message a lead should look at: coders disagree, a coder and the model disagree, or
+    someone flagged it. Not yet adjudicated."""
+
+    message_id: int
+    reason: str
+    """coders | model | flagged"""
+    coder_labels: dict[str, tuple[str, ...]]
+    model_label: str | None = None
+    model_version_id: int | None = None
+    flags: int = 0
+
+
+def disputes(repo: Repository, *, include_model: bool = True) -> list[Dispute]:
+    """Open disputes, coder disagreements first, then flags, then coder-vs-model."""
+    tops: dict[int, dict[int, str]] = {}
+    active = repo.artifacts.active()
+
+    def model_label(version: int | None, message_id: int) -> str | None:
+        if version is None:
+            return None
+        if version not in tops:
+            tops[version] = repo.artifacts.top_labels(version)
+        return tops[version].get(message_id)
+
+    found: list[Dispute] = []
+    for state in repo.iter_states():
+        if state.adjudicated is not None or not (state.coder_labels or state.flags):
+            continue
+        labels = dict(state.coder_labels)
+        distinct = {_value(v) for v in labels.values()}
+        flags = len(state.flags)
+        if len(distinct) > 1:
+            found.append(Dispute(state.message_id, "coders", labels, flags=flags))
+            continue
+        if flags:
+            found.append(Dispute(state.message_id, "flagged", labels, flags=flags))
+            continue
+        if include_model and len(labels) == 1:
+            name = next(iter(labels))
+            version = state.coder_model.get(name) or (active.id if active else None)
+            top = model_label(version, state.message_id)
+            if top is not None and top != _value(labels[name]):
+                found.append(Dispute(state.message_id, "model", labels, top, version))
+    order = {"coders": 0, "flagged": 1, "model": 2}
+    return sorted(found, key=lambda d: (order[d.reason], d.message_id))

@@ -1,0 +1,224 @@
+"""Team commands: annotators and roles, agreement, a message's history, adjudication."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from store import TechneError
+from tui import options as opt
+from tui.cli import _opts, app, out
+
+annotators_app = typer.Typer(help="List annotators and set their roles.", no_args_is_help=False)
+app.add_typer(annotators_app, name="annotators")
+
+
+@annotators_app.callback(invoke_without_command=True)
+def annotators_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
+    """List annotators with their roles and labelled messages."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _, repo = _opts(ctx).open()
+    try:
+        roles = repo.annotators()
+        labelled = repo.status()["per_annotator"]
+    finally:
+        repo.close()
+    rows = {
+        name: {"role": role, "labelled": labelled.get(name, {}).get("labelled", 0)}
+        for name, role in roles.items()
+    }
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("annotator", "role", "labelled")
+    for name, row in rows.items():
+        table.add_row(Text(name), row["role"], f"{row['labelled']:,}")
+    out.print(table)
+
+
+@annotators_app.command("add")
+def annotators_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The annotator's name.")],
+    role: Annotated[str, typer.Option(help="expert | lead | maintainer")] = "expert",
+) -> None:
+    """Add an annotator, or change an existing one's role.
+
+    Example:
+
+        techne annotators add maria --role lead
+    """
+    _, repo = _opts(ctx).open()
+    try:
+        repo.set_role(name, role)
+    finally:
+        repo.close()
+    out.print(f"{name} is a {role}", markup=False)
+
+
+@app.command("agreement")
+def agreement_cmd(
+    ctx: typer.Context,
+    as_json: opt.Json = False,
+    model: Annotated[bool, typer.Option(help="Also compare each expert with the model.")] = True,
+) -> None:
+    """Inter-coder agreement: Cohen's kappa per annotator pair, Krippendorff's alpha
+    (nominal) overall and per technique, and each expert against the model's suggestion
+    they saw, with item counts.
+
+    Example:
+
+        techne -w study agreement --json
+    """
+    _, repo = _opts(ctx).open()
+    try:
+        report = repo.agreement(model=model)
+    finally:
+        repo.close()
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    print_agreement(report)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_agreement(report: dict[str, Any]) -> None:
+    out.print(
+        f"{report['items_coded']:,} messages coded, {report['items_multiply_coded']:,} by two "
+        f"or more coders; Krippendorff's alpha (nominal) {_fmt(report['alpha'])}",
+        markup=False,
+    )
+    techniques = Table("technique", "alpha", "codes on shared items", title="Alpha per technique")
+    for key, row in report["alpha_per_technique"].items():
+        techniques.add_row(key, _fmt(row["alpha"]), f"{row['coded']:,}")
+    out.print(techniques)
+    if report["pairs"]:
+        pairs = Table("coder", "coder", "items", "kappa", "agree", title="Cohen's kappa per pair")
+        for p in report["pairs"]:
+            pairs.add_row(
+                Text(p["a"]),
+                Text(p["b"]),
+                f"{p['items']:,}",
+                _fmt(p["kappa"]),
+                f"{p['percent_agreement']:.0%}",
+            )
+        out.print(pairs)
+    if report.get("expert_vs_model"):
+        versus = Table("expert", "items", "kappa", "agree", title="Expert vs model suggestion")
+        for row in report["expert_vs_model"]:
+            versus.add_row(
+                Text(row["annotator"]),
+                f"{row['items']:,}",
+                _fmt(row["kappa"]),
+                f"{row['percent_agreement']:.0%}",
+            )
+        out.print(versus)
+
+
+@app.command("history")
+def history_cmd(
+    ctx: typer.Context,
+    message: Annotated[str, typer.Argument(help="Message id (external id or number).")],
+    as_json: opt.Json = False,
+) -> None:
+    """Every event on a message, oldest first: who did what, when, with which model shown.
+
+    Example:
+
+        techne -w study history 12:4
+    """
+    _, repo = _opts(ctx).open()
+    try:
+        msg = repo.find_message(message)
+        events = repo.events(msg.id)
+        roles = repo.annotators()
+        tags = repo.model_tags()
+    finally:
+        repo.close()
+    if as_json:
+        out.print_json(json.dumps({"message": asdict(msg), "events": [asdict(e) for e in events]}))
+        return
+    header = Text(
+        f"{msg.external_id} ({msg.speaker or 'speaker'}, conversation "
+        f"{msg.conversation_external_id}, turn {msg.position}): "
+    )
+    header.append(msg.text)
+    out.print(header, soft_wrap=True)
+    for e in events:
+        line = Text(f"#{e.id}  {e.created_at[:19]}  ")
+        line.append(f"{e.annotator} ({roles.get(e.annotator, '?')})", style="bold")
+        line.append(f"  {e.kind}")
+        if e.labels:
+            line.append("  " + ", ".join(e.labels))
+        if e.model_version_id:
+            line.append(f"  model {tags.get(e.model_version_id, e.model_version_id)}")
+            if e.accepted_suggestion is not None:
+                line.append(" (accepted)" if e.accepted_suggestion else " (changed)")
+        if e.target_event_id:
+            line.append(f"  undoes #{e.target_event_id}")
+        line.append(f"  via {e.source}", style="dim")
+        if e.note or e.reason:
+            line.append(f"\n      {'note' if e.note else 'reason'}: {e.note or e.reason}")
+        out.print(line, soft_wrap=True)
+    if not events:
+        out.print("No events yet.", markup=False)
+
+
+@app.command("adjudicate")
+def adjudicate_cmd(
+    ctx: typer.Context,
+    annotator: Annotated[str | None, typer.Option(help="The lead deciding.")] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Print the open disputes instead of opening the app.")
+    ] = False,
+    model: Annotated[
+        bool, typer.Option(help="Include messages where a coder and the model disagree.")
+    ] = True,
+    as_json: opt.Json = False,
+) -> None:
+    """Decide disputed messages: coders who disagree (or a coder and the model), and flagged
+    ones, side by side with notes and flags. A lead's decision is the gold label.
+
+    Examples:
+
+        techne -w study adjudicate --annotator maria
+
+        techne -w study adjudicate --list --json
+    """
+    if not list_only and not as_json:
+        from tui.app import make_app
+
+        opts = _opts(ctx)
+        application = make_app(opts.workspace, opts.db, annotator, adjudicate=True)
+        role = application.repo.annotators().get(application.annotator)
+        if role not in ("lead", "maintainer"):
+            application.repo.close()
+            raise TechneError(
+                f"{application.annotator} is an {role}: only leads adjudicate "
+                f"(techne annotators add {application.annotator} --role lead)"
+            )
+        application.run()
+        return
+    _, repo = _opts(ctx).open()
+    try:
+        found = repo.disputes(include_model=model)
+    finally:
+        repo.close()
+    rows = [asdict(d) for d in found]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("message", "reason", "coders", "model", "flags", title="Open disputes")
+    for d in found:
+        coders = "; ".join(f"{k}: {'+'.join(v)}" for k, v in d.coder_labels.items())
+        table.add_row(str(d.message_id), d.reason, Text(coders), d.model_label or "", str(d.flags))
+    out.print(table)
