@@ -8,7 +8,8 @@ Each process is one expert: it asks the store for its queue, claims the next mes
 same transaction) and repeats. Afterwards the store is checked: events stored vs labels
 saved (lost), and messages with more coders than the overlap policy allows (double
 assignments). Prints JSON per backend with p50/p99 save and claim latency in ms. PostgreSQL
-runs on a throwaway local server (tests/postgres.py), over a unix socket.
+runs on a throwaway local server (tests/postgres.py, fsync on), over a unix socket;
+SQLite runs in WAL mode with synchronous=NORMAL, as Techne always opens it.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def main() -> None:
         if opts.backend in ("postgres", "both"):
             from tests.postgres import PostgresServer
 
-            server = PostgresServer().start()
+            server = PostgresServer(durable=True).start()
             try:
                 out.append(run(server.new_database(), "postgresql", opts, folder))
             finally:

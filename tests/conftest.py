@@ -102,3 +102,28 @@ def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     repo.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_demo_pg(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Path:
+    """The same trained demo with its store in PostgreSQL (team mode)."""
+    from tui.cli import build_demo
+
+    path = tmp_path_factory.mktemp("trained-pg") / "demo"
+    build_demo(path, db=postgres.new_database())
+    return path
+
+
+def copy_workspace(source: Path, target: Path, postgres: PostgresServer | None = None) -> Path:
+    """A private copy of a workspace: its folder, and on PostgreSQL a copy of its database."""
+    import shutil
+
+    from store import load_workspace
+
+    shutil.copytree(source, target)
+    if postgres is not None:
+        config = target / "techne.toml"
+        url = load_workspace(source).db_url
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace(url, postgres.clone_database(url)), encoding="utf-8")
+    return target

@@ -26,7 +26,9 @@ def find_bin(name: str) -> str | None:
 class PostgresServer:
     """Start with `start()`, make databases with `new_database()`, end with `stop()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
+        """Keep fsync on (benchmarks); tests run with fsync off."""
         self.dir = Path(tempfile.mkdtemp(prefix="techne-pg-"))
         self.data = self.dir / "data"
         self.port = 20000 + os.getpid() % 20000
@@ -46,12 +48,11 @@ class PostgresServer:
             raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) not found")
         if self._as_root:
             shutil.chown(self.dir, "postgres", "postgres")
-        self._run(
-            [initdb, "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync"]
-        )
-        opts = (
-            f"-k {self.dir} -p {self.port} -c listen_addresses= -c fsync=off -c max_connections=200"
-        )
+        sync = [] if self.durable else ["--no-sync"]
+        self._run([initdb, "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8", *sync])
+        opts = f"-k {self.dir} -p {self.port} -c listen_addresses= -c max_connections=200"
+        if not self.durable:
+            opts += " -c fsync=off"
         self._run(
             [pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"]
         )
@@ -74,6 +75,18 @@ class PostgresServer:
             host=str(self.dir), port=self.port, user=USER, dbname="postgres", autocommit=True
         ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def clone_database(self, url: str) -> str:
+        """A copy of the database at `url` (PostgreSQL's template copy); returns its URL."""
+        import psycopg
+
+        source = url.split("@/", 1)[1].split("?", 1)[0]
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(
+            host=str(self.dir), port=self.port, user=USER, dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         return self.url(name)
 
     def stop(self) -> None:

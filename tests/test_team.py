@@ -38,6 +38,8 @@ def shown(widget: object) -> str:
     console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
     console.print(widget.content)  # type: ignore[attr-defined]
     return console.export_text()
+
+
 DEMO_COLUMNS = ColumnMap(
     text="text",
     speaker="speaker",
@@ -393,3 +395,34 @@ async def test_annotating_claims_and_saves_on_either_backend(team: Workspace) ->
     assert live_claims(first.repo) == []  # closing the apps released their claims
     first.repo.close()
     second.repo.close()
+
+
+async def test_overlap_coders_do_not_see_each_other(team: Workspace) -> None:
+    """An overlap item coded by one expert reaches a second expert with nothing of the first
+    expert's label on screen: the selection starts where it would for a fresh message."""
+    from tui.app import make_app
+    from tui.widgets.suggestions import SuggestionList
+
+    repo = team.open_repository()
+    overlap = next(m for m in repo.queue("ana") if repo.team.is_overlap(m))
+    keys = repo.codebook().keys()
+    repo.ensure_annotator("first-coder")
+    repo.add_event(overlap, "first-coder", "label", [keys[3]])
+    assert overlap in repo.queue("ben")  # it needs a second coder
+    repo.close()
+    app = make_app(team.root, annotator="ben")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, AnnotateScreen)
+        screen.queue = [overlap]
+        screen._advance()
+        await pilot.pause()
+        assert screen.current is not None and screen.current.id == overlap
+        assert screen.query_one(SuggestionList).selected == 0
+        painted = "\n".join(shown(w) for w in screen.query("Static"))
+        assert "first-coder" not in painted
+        await pilot.press("enter")
+    assert set(app.repo.current_labels(overlap, "ben") or ()) == {keys[0]}
+    state = next(app.repo.iter_states([overlap]))
+    assert set(state.coder_labels) == {"first-coder", "ben"}
+    app.repo.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from store import EventView
+from tests.conftest import copy_workspace
 from tui.app import TechneApp, make_app
 from tui.cli import main
 from tui.screens.annotate import AnnotateScreen
@@ -19,11 +19,14 @@ pytestmark = pytest.mark.slow
 SIZE = (120, 36)
 
 
-@pytest.fixture
-def workspace(trained_demo: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "demo"
-    shutil.copytree(trained_demo, path)
-    return path
+@pytest.fixture(params=["sqlite", "postgres"])
+def workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A private copy of the trained demo, its store in SQLite or in PostgreSQL (team mode):
+    every Pilot test runs against both."""
+    if request.param == "sqlite":
+        return copy_workspace(request.getfixturevalue("trained_demo"), tmp_path / "demo")
+    server = request.getfixturevalue("postgres")
+    return copy_workspace(request.getfixturevalue("trained_demo_pg"), tmp_path / "demo", server)
 
 
 @pytest.fixture

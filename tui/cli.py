@@ -411,9 +411,12 @@ def status_cmd(
 DEMO_ANNOTATOR = "demo-seed"
 
 
-def build_demo(path: Path, fresh: bool = False, train: bool = True) -> Workspace:
+def build_demo(
+    path: Path, fresh: bool = False, train: bool = True, db: str | None = None
+) -> Workspace:
     """Create (or reuse) the demo workspace from the bundled corpus and codebook; with
-    `train`, run a first round so the demo opens with a model and suggestions."""
+    `train`, run a first round so the demo opens with a model and suggestions. `db` puts the
+    store in PostgreSQL instead of the workspace's SQLite file."""
     import seeds
 
     if fresh and path.exists():
@@ -421,7 +424,7 @@ def build_demo(path: Path, fresh: bool = False, train: bool = True) -> Workspace
             raise WorkspaceError(f"{path} exists and is not a Techne workspace; not removing it")
         shutil.rmtree(path)
     if not (path / CONFIG_NAME).exists():
-        init_workspace(path, "mi", None, name="techne-demo")
+        init_workspace(path, "mi", db, name="techne-demo")
     ws = load_workspace(path)
     repo = ws.open_repository()
     try:
