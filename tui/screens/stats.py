@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 class StatsScreen(Screen[None]):
     """Read-only; escape or c goes back to labelling."""
 
-    BINDINGS = [("escape,c", "app.pop_screen", "Back to labelling")]
+    BINDINGS = [
+        ("escape,c", "app.pop_screen", "Back to labelling"),
+        ("i", "insights", "Insights"),
+    ]
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="stats-top"):
@@ -39,6 +42,11 @@ class StatsScreen(Screen[None]):
         app = self.app
         assert isinstance(app, TechneApp)
         self.show(app)
+
+    def action_insights(self) -> None:
+        from tui.screens.insights import InsightsScreen
+
+        self.app.push_screen(InsightsScreen())
 
     def show(self, app: TechneApp) -> None:
         versions = app.repo.artifacts.versions()
