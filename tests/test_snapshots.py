@@ -60,3 +60,45 @@ class TestEmptyQueue:
             main(["-w", str(ws), "import", str(data), "--label", "label", "--annotator", "a"]) == 0
         )
         assert snap_compare(make_app(ws, annotator="snap"), terminal_size=SIZE)
+
+
+def _two_coders(workspace: Path) -> None:
+    """Two experts disagree on one message and agree on two; a lead, maria."""
+    from store import load_workspace
+
+    repo = load_workspace(workspace).open_repository()
+    mids = repo.queue("ana")[:3]
+    for name in ("ana", "ben"):
+        repo.ensure_annotator(name)
+    repo.set_role("maria", "lead")
+    repo.add_event(mids[0], "ana", "label", ["open_question"])
+    repo.add_event(mids[0], "ben", "label", ["closed_question"])
+    repo.add_event(mids[0], "ben", "note", note="the tag question makes it closed")
+    for mid in mids[1:]:
+        repo.add_event(mid, "ana", "label", ["affirm"])
+        repo.add_event(mid, "ben", "label", ["affirm"])
+    repo.close()
+
+
+class TestAdjudicateScreen:
+    def test_coders_side_by_side(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
+        """The dispute list (coder disagreements first), the message in its context, each
+        coder's label with their note, and the decision row with the first coder's choice."""
+        _two_coders(workspace)
+        app = make_app(workspace, annotator="maria", adjudicate=True)
+        assert snap_compare(app, terminal_size=SIZE, press=["v"])
+
+
+class TestAgreementScreen:
+    def test_agreement(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
+        """Alpha overall and per technique, the one coder pair's kappa with its item count,
+        and a line saying no expert has coded with a suggestion on screen yet."""
+        _two_coders(workspace)
+
+        async def computed(pilot) -> None:  # noqa: ANN001
+            await pilot.press("G")
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+
+        app = make_app(workspace, annotator="ana")
+        assert snap_compare(app, terminal_size=SIZE, run_before=computed)

@@ -128,6 +128,7 @@ class AdjudicateScreen(Screen[None]):
         first = labels[0][0] if labels and labels[0] else None
         self.choice = keys.index(first) if first in keys else 0
         coders.update(self._side_by_side(dispute))
+        self.watch_choice(self.choice)
 
     def _side_by_side(self, dispute: Dispute) -> Table:
         events = self.techne.repo.events(dispute.message_id)
@@ -160,7 +161,9 @@ class AdjudicateScreen(Screen[None]):
         body = Text("Decision: ", style="bold")
         for index, technique in enumerate(self.techne.codebook.techniques):
             style = "reverse bold" if index == choice else ""
-            body.append(f" {index + 1} {technique.name} ", style=style)
+            keys = [str(index + 1)] if index < 9 else []
+            keys += [technique.hotkey] if technique.hotkey else []
+            body.append(f" {'/'.join(keys)} {technique.name} ", style=style)
         if self.note:
             body.append("\nnote: ")
             body.append(literal(self.note))
@@ -172,7 +175,7 @@ class AdjudicateScreen(Screen[None]):
         bar.append(
             f"  {self.techne.annotator}  ·  {len(self.disputes)} open  ·  "
             f"{self.decided} decided this session  ·  model disputes "
-            f"{'shown' if self.include_model else 'hidden'}"
+            f"{'shown' if self.include_model else 'hidden'}  ·  digits choose, enter decides"
         )
         self.query_one("#adjudicate-bar", Static).update(bar)
 

@@ -56,6 +56,9 @@ def agreement_view(report: dict[str, Any]) -> Group:
             _num(row["kappa"]),
             f"{row['percent_agreement']:.0%}",
         )
+    if not report.get("expert_vs_model"):
+        note = Text("Expert vs model: no expert has labelled with a suggestion on screen yet.")
+        return Group(head, techniques, pairs, note)
     return Group(head, techniques, pairs, versus)
 
 
