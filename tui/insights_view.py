@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -88,20 +89,32 @@ def _value(value: float | None, percent: bool, sign: bool = False) -> str:
     return f"{value:+.2f}" if sign else f"{value:.2f}"
 
 
-def _interval(row: dict[str, Any], percent: bool) -> str:
+def _interval(row: dict[str, Any], percent: bool, unit: bool = True) -> str:
     low, high = row["ci"]
-    unit = " pp" if percent else ""
-    est = _value(row["estimate"], percent, sign=True)
-    return f"{est}{unit} [{_value(low, percent, True)}, {_value(high, percent, True)}]"
+    est = _value(row["estimate"], percent, sign=True) + (" pp" if percent and unit else "")
+    return f"{est} [{_value(low, percent, True)}, {_value(high, percent, True)}]"
 
 
-def summary_table(report: dict[str, Any]) -> Table:
+def _table(title: str, compact: bool) -> Table:
+    """A titled table; compact (for the app's narrower panel) drops the outer lines."""
+    if not compact:
+        return Table(title=Text(title), title_justify="left")
+    return Table(
+        title=Text(title),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+
+
+def summary_table(report: dict[str, Any], compact: bool = False) -> Table:
     """Mean per conversation of each technique share and MI index, with its interval."""
     level = f"{report['bootstrap']['level']:.0%}"
-    table = Table(title="Mean per conversation", title_justify="left")
-    table.add_column("technique / index")
+    table = _table("Mean per conversation", compact)
+    table.add_column("technique" if compact else "technique / index")
     table.add_column(f"mean [{level} CI]", justify="right")
-    table.add_column("conversations", justify="right")
+    table.add_column("n" if compact else "conversations", justify="right")
     for kind, key, percent in _metrics(report):
         row = report["summary"][kind][key]
         low, high = row["ci"]
@@ -113,19 +126,22 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def outcome_table(report: dict[str, Any]) -> Table:
+def outcome_table(report: dict[str, Any], compact: bool = False) -> Table:
     """Binary: both group means and compared minus reference; numeric: r and rho."""
     o, level = report["outcome"], f"{report['bootstrap']['level']:.0%}"
     binary = o["kind"] == "binary"
     title = f"By {o['field']}: " + (o["difference"] if binary else "correlation")
-    table = Table(title=Text(title), title_justify="left")
-    table.add_column("technique / index")
+    if binary and compact:
+        title += " (shares in percentage points)"
+    table = _table(title, compact)
+    table.add_column("technique" if compact else "technique / index")
     if binary:
         ref, cmp_ = o["reference"], o["compared"]
         table.add_column(Text(ref), justify="right")
         table.add_column(Text(cmp_), justify="right")
-        table.add_column(Text(f"{cmp_} - {ref} [{level} CI]"), justify="right")
-        table.add_column(Text(f"n {ref}/{cmp_}"), justify="right")
+        diff = "difference" if compact else f"{cmp_} - {ref}"
+        table.add_column(Text(f"{diff} [{level} CI]"), justify="right", no_wrap=True)
+        table.add_column(Text("n" if compact else f"n {ref}/{cmp_}"), justify="right")
     else:
         table.add_column(f"Pearson r [{level} CI]", justify="right")
         table.add_column(f"Spearman rho [{level} CI]", justify="right")
@@ -138,7 +154,7 @@ def outcome_table(report: dict[str, Any]) -> Table:
                 _name(report, kind, key),
                 _value(row["means"][ref], percent),
                 _value(row["means"][cmp_], percent),
-                _interval(row, percent),
+                _interval(row, percent, unit=not compact),
                 f"{n[ref]}/{n[cmp_]}",
             )
         else:
@@ -237,8 +253,9 @@ def forest_rows(report: dict[str, Any]) -> tuple[str, list[tuple[str, float, flo
     return title, rows
 
 
-def draw_forest(plt: Any, report: dict[str, Any]) -> bool:
-    """Draw the forest plot on `plt`; False when there is nothing to draw."""
+def draw_forest(plt: Any, report: dict[str, Any], label_width: int = 32) -> bool:
+    """Draw the forest plot on `plt` (technique names cut to `label_width` characters);
+    False when there is nothing to draw."""
     title, rows = forest_rows(report)
     plt.clear_data()
     if not rows:
@@ -254,7 +271,8 @@ def draw_forest(plt: Any, report: dict[str, Any]) -> bool:
     pad = max(max(highs) - min(lows), 1e-9) * 0.05
     plt.xlim(min(lows) - pad, max(highs) + pad)
     plt.vline(0.0, "gray")
-    plt.yticks([n - i for i in range(n)], [r[0] for r in rows])
+    names = [r[0] if len(r[0]) <= label_width else r[0][: label_width - 1] + "…" for r in rows]
+    plt.yticks([n - i for i in range(n)], names)
     plt.ylim(0.5, n + 0.5)
     plt.title(title)
     return True

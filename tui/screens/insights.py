@@ -137,10 +137,11 @@ class InsightsScreen(Screen[None]):
             )
         self.query_one("#insights-header", Static).update(Text("\n".join(lines)))
         notes = Text("\n".join(footnotes(report)), style="dim")
-        tables = ([outcome_table(report)] if outcome else []) + [summary_table(report)]
+        tables = [outcome_table(report, compact=True)] if outcome else []
+        tables.append(summary_table(report, compact=True))
         self.query_one("#insights-table", Static).update(Group(*tables, notes))
         plot = self.query_one("#insights-forest", PlotextPlot)
-        draw_forest(plot.plt, report)
+        draw_forest(plot.plt, report, label_width=14)
         plot.refresh()
         table = self.query_one("#insights-profiles", DataTable)
         table.clear(columns=True)
