@@ -8,6 +8,7 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from store.agreement import krippendorff_alpha
 from store.repository import Repository
 
 if TYPE_CHECKING:
@@ -16,25 +17,11 @@ if TYPE_CHECKING:
 
 def nominal_alpha(rows: list[dict[str, Any]]) -> float | None:
     """Krippendorff's alpha (nominal) over the coders' labels of multiply-coded rows."""
-    coded = [
-        {c["annotator"]: c["label"] for c in r["coders"]} for r in rows if len(r["coders"]) >= 2
-    ]
-    if not coded:
+    units = [[str(c["label"]) for c in r["coders"]] for r in rows if len(r["coders"]) >= 2]
+    if not units:
         return None
-    import krippendorff
-    import numpy as np
-
-    coders = sorted({c for r in coded for c in r})
-    values = sorted({v for r in coded for v in r.values()})
-    if len(values) < 2:
-        return None
-    index = {v: i for i, v in enumerate(values)}
-    data = np.full((len(coders), len(coded)), np.nan)
-    for j, r in enumerate(coded):
-        for i, c in enumerate(coders):
-            if c in r:
-                data[i, j] = index[r[c]]
-    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+    alpha = krippendorff_alpha(units)
+    return None if math.isnan(alpha) else alpha
 
 
 def _techne_version() -> str:
