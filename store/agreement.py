@@ -37,7 +37,7 @@ def krippendorff_alpha(units: Iterable[Sequence[Hashable]]) -> float:
     Units with fewer than two values are not pairable and do not count. Computed from the
     coincidence matrix: alpha = 1 - (n - 1) * D_o / D_e over off-diagonal cells.
     """
-    coincidences: Counter[tuple[Hashable, Hashable]] = Counter()
+    coincidences: dict[tuple[Hashable, Hashable], float] = {}
     for values in units:
         m = len(values)
         if m < 2:
@@ -47,10 +47,10 @@ def krippendorff_alpha(units: Iterable[Sequence[Hashable]]) -> float:
             for k, nk in counts.items():
                 pairs = nc * (nk - 1) if c == k else nc * nk
                 if pairs:
-                    coincidences[(c, k)] += pairs / (m - 1)
-    totals: Counter[Hashable] = Counter()
+                    coincidences[(c, k)] = coincidences.get((c, k), 0.0) + pairs / (m - 1)
+    totals: dict[Hashable, float] = {}
     for (c, _k), value in coincidences.items():
-        totals[c] += value
+        totals[c] = totals.get(c, 0.0) + value
     n = sum(totals.values())
     if n <= 1:
         return float("nan")
