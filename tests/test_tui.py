@@ -98,7 +98,13 @@ async def test_undo_returns_to_the_message_and_recoding_is_a_correction(app: Tec
     """After u the same message is back on screen; saving it again appends events, never edits."""
     async with app.run_test(size=SIZE) as pilot:
         first = screen(app).current
-        await pilot.press("1", "enter", "u")
+        counts = screen(app).query_one(SuggestionList).counts
+        key = app.codebook.techniques[0].key
+        before = counts.get(key, 0)
+        await pilot.press("1", "enter")
+        assert counts.get(key, 0) == before + 1
+        await pilot.press("u")
+        assert counts.get(key, 0) == before  # the on-screen count follows the undo
         assert screen(app).current.id == first.id
         await pilot.press("3", "enter")
         kinds = [e.kind for e in events(app)]

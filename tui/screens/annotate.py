@@ -313,7 +313,15 @@ class AnnotateScreen(Screen[None]):
             return
         event_id, message_id = self.undo_stack.pop()
         app = self.techne
+        before = app.repo.current_labels(message_id, app.annotator) or ()
         app.repo.add_event(message_id, app.annotator, "undo", target_event_id=event_id)
+        after = app.repo.current_labels(message_id, app.annotator) or ()
+        counts = self.query_one(SuggestionList).counts
+        for label in before:
+            counts[label] = max(0, counts.get(label, 0) - 1)
+        for label in after:
+            counts[label] = counts.get(label, 0) + 1
+        app.repo.claim_next(app.annotator, [message_id])  # hold it again while re-coding
         if message_id in self.history:
             self.position = self.history.index(message_id)
         else:
