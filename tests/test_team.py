@@ -388,6 +388,11 @@ async def test_annotating_claims_and_saves_on_either_backend(team: Workspace) ->
         assert (a.current.id, "ana") in held and (b.current.id, "ben") in held
         if not first.repo.team.is_overlap(a.current.id):
             assert a.current.id != b.current.id
+        expiry = {(m, n): e for m, n, e in live_claims(first.repo)}[(a.current.id, "ana")]
+        time.sleep(0.01)
+        a._renew_claim()  # the screen's interval timer: a long look keeps the message
+        renewed = {(m, n): e for m, n, e in live_claims(first.repo)}[(a.current.id, "ana")]
+        assert renewed > expiry
         saved = a.current.id
         await pilot_a.press("1", "enter")
         assert (saved, "ana") not in {(m, n) for m, n, _ in live_claims(first.repo)}

@@ -111,6 +111,12 @@ class AnnotateScreen(Screen[None]):
         self.batch = self._latest_batch()
         self.queue = app.repo.queue(app.annotator)
         self._advance()
+        # An expert who stays on one message keeps it: renew the claim well before it expires.
+        self.set_interval(max(5.0, app.repo.team.claim_minutes * 20), self._renew_claim)
+
+    def _renew_claim(self) -> None:
+        if self.current is not None and self.current.id not in self.coded:
+            self.techne.repo.claim_next(self.techne.annotator, [self.current.id])
 
     def _latest_batch(self) -> list[int]:
         latest = self.techne.repo.artifacts.latest_round()
