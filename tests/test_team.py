@@ -388,11 +388,6 @@ async def test_annotating_claims_and_saves_on_either_backend(team: Workspace) ->
         assert (a.current.id, "ana") in held and (b.current.id, "ben") in held
         if not first.repo.team.is_overlap(a.current.id):
             assert a.current.id != b.current.id
-        expiry = {(m, n): e for m, n, e in live_claims(first.repo)}[(a.current.id, "ana")]
-        time.sleep(0.01)
-        a._renew_claim()  # the screen's interval timer: a long look keeps the message
-        renewed = {(m, n): e for m, n, e in live_claims(first.repo)}[(a.current.id, "ana")]
-        assert renewed > expiry
         saved = a.current.id
         await pilot_a.press("1", "enter")
         assert (saved, "ana") not in {(m, n) for m, n, _ in live_claims(first.repo)}
@@ -423,6 +418,11 @@ async def test_overlap_coders_do_not_see_each_other(team: Workspace) -> None:
         screen._advance()
         await pilot.pause()
         assert screen.current is not None and screen.current.id == overlap
+        held = {(m, n): e for m, n, e in live_claims(app.repo)}
+        time.sleep(0.01)
+        screen._renew_claim()  # the screen's interval timer: a long look keeps the message
+        renewed = {(m, n): e for m, n, e in live_claims(app.repo)}
+        assert renewed[(overlap, "ben")] > held[(overlap, "ben")]
         assert screen.query_one(SuggestionList).selected == 0
         painted = "\n".join(shown(w) for w in screen.query("Static"))
         assert "first-coder" not in painted
