@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -84,44 +84,9 @@ def agreement_cmd(
     if as_json:
         out.print_json(json.dumps(report))
         return
-    print_agreement(report)
+    from tui.agreement_view import agreement_view
 
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def print_agreement(report: dict[str, Any]) -> None:
-    out.print(
-        f"{report['items_coded']:,} messages coded, {report['items_multiply_coded']:,} by two "
-        f"or more coders; Krippendorff's alpha (nominal) {_fmt(report['alpha'])}",
-        markup=False,
-    )
-    techniques = Table("technique", "alpha", "codes on shared items", title="Alpha per technique")
-    for key, row in report["alpha_per_technique"].items():
-        techniques.add_row(key, _fmt(row["alpha"]), f"{row['coded']:,}")
-    out.print(techniques)
-    if report["pairs"]:
-        pairs = Table("coder", "coder", "items", "kappa", "agree", title="Cohen's kappa per pair")
-        for p in report["pairs"]:
-            pairs.add_row(
-                Text(p["a"]),
-                Text(p["b"]),
-                f"{p['items']:,}",
-                _fmt(p["kappa"]),
-                f"{p['percent_agreement']:.0%}",
-            )
-        out.print(pairs)
-    if report.get("expert_vs_model"):
-        versus = Table("expert", "items", "kappa", "agree", title="Expert vs model suggestion")
-        for row in report["expert_vs_model"]:
-            versus.add_row(
-                Text(row["annotator"]),
-                f"{row['items']:,}",
-                _fmt(row["kappa"]),
-                f"{row['percent_agreement']:.0%}",
-            )
-        out.print(versus)
+    out.print(agreement_view(report))
 
 
 @app.command("history")
