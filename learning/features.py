@@ -45,16 +45,27 @@ def embed_features(
     previous_ids: np.ndarray,
     context_mode: str,
     progress: ProgressFn | None = None,
+    *,
+    next_ids: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The message's vector, with the previous turn's vector beside it when context is on
-    (zeros when a message opens its conversation)."""
+    """The message's vector, with the previous turn's vector beside it when context is on,
+    and the next turn's after that with context "around" (zeros where a message opens or
+    closes its conversation)."""
     if context_mode == "none":
         return cached_embeddings(repo, encoder, message_ids.tolist(), progress)
-    has_prev = previous_ids >= 0
-    prev_ids = [int(p) for p in previous_ids[has_prev]]
-    vectors = cached_embeddings(repo, encoder, list(message_ids) + prev_ids, progress)
+    sides = [np.asarray(previous_ids)]
+    if context_mode == "around":
+        if next_ids is None:
+            raise ValueError('context "around" needs the ids of the turns after the messages')
+        sides.append(np.asarray(next_ids))
+    wanted = [int(i) for i in message_ids] + [int(i) for side in sides for i in side[side >= 0]]
+    vectors = cached_embeddings(repo, encoder, wanted, progress)
     n, dim = len(message_ids), encoder.dim
-    out = np.zeros((n, 2 * dim), dtype=np.float32)
+    out = np.zeros((n, (1 + len(sides)) * dim), dtype=np.float32)
     out[:, :dim] = vectors[:n]
-    out[has_prev, dim:] = vectors[n:]
+    start = n
+    for j, side in enumerate(sides, start=1):
+        has = side >= 0
+        out[has, j * dim : (j + 1) * dim] = vectors[start : start + int(has.sum())]
+        start += int(has.sum())
     return out

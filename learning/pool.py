@@ -53,6 +53,8 @@ class Pool:
     al_queried: np.ndarray
     """Messages an active-learning strategy chose in some round."""
     index: dict[int, int] = field(default_factory=dict)
+    next_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Id of the turn after each message (any speaker), or -1."""
 
     @classmethod
     def build(
@@ -75,13 +77,17 @@ class Pool:
         ids: list[int] = []
         convs: list[str] = []
         prev: list[int] = []
-        last_conv, last_id = -1, -1
+        nxt: list[int] = []
+        last_conv, last_id, last_kept = -1, -1, False
         for mid, cid, conv_ext, labelable in repo.message_index():
+            if last_kept and cid == last_conv:
+                nxt[-1] = mid
             if labelable:
                 ids.append(mid)
                 convs.append(conv_ext)
                 prev.append(last_id if cid == last_conv else -1)
-            last_conv, last_id = cid, mid
+                nxt.append(-1)
+            last_conv, last_id, last_kept = cid, mid, labelable
         n, k = len(ids), len(labels)
         y: np.ndarray
         if book.multi_label:
@@ -112,6 +118,7 @@ class Pool:
             skipped=np.array([mid in skipped_ids for mid in ids], dtype=bool),
             held_out=_held_out_mask(convs, seed, eval_share),
             al_queried=np.array([mid in al_ids for mid in ids], dtype=bool),
+            next_ids=np.asarray(nxt, dtype=np.int64),
         )
         pool.index = {int(mid): i for i, mid in enumerate(ids)}
         return pool

@@ -8,13 +8,13 @@ import shutil
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from learning.inputs import ModelInput, Turn
+from learning.inputs import ModelInput, Turn, following_turns
 from learning.registry import Predictor
 from store import InputError, TechneError
 from store.io import ColumnMap, open_rows
@@ -23,6 +23,8 @@ CHUNK_ROWS = 10_000
 """Rows per part file: the unit of resumption and the bound on memory."""
 OPEN_CONVERSATIONS = 10_000
 """Conversations whose recent turns are remembered (files are usually grouped by conversation)."""
+FOLLOWING_ROWS = 10_000
+"""How many rows further down the file the turns after a message are looked for."""
 
 ProgressFn = Callable[[int, int], None]
 
@@ -44,15 +46,51 @@ class PredictReport:
         return dict(self.__dict__)
 
 
+@dataclass
+class _Waiting:
+    """A labelable row read but not yet in a chunk: it may still need turns after it."""
+
+    mid: str
+    conv: str
+    item: ModelInput
+    row: int
+    following: list[Turn]
+
+
 def _chunks(
-    source_path: Path, columns: ColumnMap, turns: int, fmt: str | None, chunk_rows: int
+    source_path: Path,
+    columns: ColumnMap,
+    turns: int,
+    fmt: str | None,
+    chunk_rows: int,
+    after: int = 0,
 ) -> Iterator[list[tuple[str, str, ModelInput]]]:
-    """Chunks of (message id, conversation id, input) in file order; context per conversation."""
+    """Chunks of (message id, conversation id, input) in file order; context per conversation.
+
+    With `after` > 0 each input also carries up to `after` turns that follow it in its
+    conversation: a row waits (in file order, so chunks stay the same from run to run)
+    until they are read, its conversation ends the file, or FOLLOWING_ROWS rows have passed.
+    """
     source = open_rows(source_path, fmt)
     history: OrderedDict[str, deque[Turn]] = OrderedDict()
     chunk: list[tuple[str, str, ModelInput]] = []
+    waiting: deque[_Waiting] = deque()
+    missing: dict[str, deque[_Waiting]] = {}  # per conversation: rows still short of turns
     file = str(source_path)
-    for line, values in source.rows():
+    row = -1
+
+    def ready(w: _Waiting) -> bool:
+        return not w.conv or len(w.following) >= after or row - w.row >= FOLLOWING_ROWS
+
+    def take(w: _Waiting) -> tuple[str, str, ModelInput]:
+        short = missing.get(w.conv)
+        if short and short[0] is w:
+            short.popleft()
+            if not short:
+                del missing[w.conv]
+        return w.mid, w.conv, replace(w.item, following=tuple(w.following))
+
+    for row, (line, values) in enumerate(source.rows()):
         if isinstance(values, InputError):
             raise values
         text = values.get(columns.text)
@@ -76,9 +114,26 @@ def _chunks(
                     history.popitem(last=False)
             history.move_to_end(conv)
             history[conv].append(Turn(speaker, text))
+            short = missing.get(conv)
+            if short:
+                for w in short:
+                    w.following.append(Turn(speaker, text))
+                while short and len(short[0].following) >= after:
+                    short.popleft()
+                if not short:
+                    del missing[conv]
         labelable = not columns.labelable_speakers or speaker in columns.labelable_speakers
         if labelable:
-            chunk.append((mid, conv, item))
+            waiting.append(_Waiting(mid, conv, item, row, []))
+            if after > 0 and conv:
+                missing.setdefault(conv, deque()).append(waiting[-1])
+        while waiting and (after <= 0 or ready(waiting[0])):
+            chunk.append(take(waiting.popleft()))
+            if len(chunk) >= chunk_rows:
+                yield chunk
+                chunk = []
+    while waiting:
+        chunk.append(take(waiting.popleft()))
         if len(chunk) >= chunk_rows:
             yield chunk
             chunk = []
@@ -132,8 +187,10 @@ def predict_file(
     predictor.batch_size = batch_size
     rows = resumed = chunks = 0
     total = stat.st_size
+    card = predictor.card
+    after = following_turns(card.context_mode, card.context_turns)
     for number, chunk in enumerate(
-        _chunks(source, columns, predictor.card.context_turns, fmt, chunk_rows)
+        _chunks(source, columns, card.context_turns, fmt, chunk_rows, after)
     ):
         chunks += 1
         rows += len(chunk)

@@ -90,21 +90,24 @@ class Predictor:
     def features(self, inputs: list[ModelInput]) -> np.ndarray:
         """Embed-backend features computed from text (the same as the cached ones). Each
         distinct text is encoded once: a turn is often the next message's context too."""
-        prev_texts = [i.context[-1].text if i.context else "" for i in inputs]
-        wanted = [i.text for i in inputs]
+        sides: list[list[str]] = []
         if self.card.context_mode != "none":
-            wanted += [t for t in prev_texts if t]
+            sides.append([i.context[-1].text if i.context else "" for i in inputs])
+        if self.card.context_mode == "around":
+            sides.append([i.following[0].text if i.following else "" for i in inputs])
+        wanted = [i.text for i in inputs] + [t for side in sides for t in side if t]
         unique = list(dict.fromkeys(wanted))
         vectors = self.encoder.encode(unique)
         row = {text: j for j, text in enumerate(unique)}
         own = vectors[[row[i.text] for i in inputs]]
-        if self.card.context_mode == "none":
-            return own
-        prev = np.zeros_like(own)
-        for j, t in enumerate(prev_texts):
-            if t:
-                prev[j] = vectors[row[t]]
-        return np.hstack([own, prev])
+        blocks = [own]
+        for side in sides:
+            block = np.zeros_like(own)
+            for j, t in enumerate(side):
+                if t:
+                    block[j] = vectors[row[t]]
+            blocks.append(block)
+        return np.hstack(blocks) if sides else own
 
     def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:
         if self.card.backend == "embed":

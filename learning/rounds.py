@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 from learning.classifiers import EmbedClassifier
 from learning.encoders import Encoder
 from learning.features import embed_features
-from learning.inputs import ModelInput, Turn
+from learning.inputs import ModelInput, Turn, following_turns
 from learning.metrics import evaluate, evaluate_multilabel
 from learning.pool import Pool, held_out
 from learning.registry import ModelCard, save_model
@@ -46,20 +46,28 @@ class RoundResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def pool_inputs(repo: Repository, pool: Pool, turns: int) -> list[ModelInput]:
-    """ModelInputs (text + previous turns) for every pool message, in pool order."""
+def pool_inputs(repo: Repository, pool: Pool, turns: int, after: int = 0) -> list[ModelInput]:
+    """ModelInputs (text, `turns` previous turns and `after` following turns) for every
+    pool message, in pool order."""
     wanted = set(pool.index)
     out: dict[int, ModelInput] = {}
     history: list[Turn] = []
+    waiting: list[tuple[int, ModelInput]] = []  # wanted messages still missing later turns
     conversation = None
     for msg in repo.iter_messages():
         if msg.conversation_id != conversation:
-            conversation, history = msg.conversation_id, []
+            conversation, history, waiting = msg.conversation_id, [], []
+        turn = Turn(msg.speaker, msg.text)
+        if waiting:
+            waiting = [(mid, replace(x, following=(*x.following, turn))) for mid, x in waiting]
+            out.update(waiting)
+            waiting = [(mid, x) for mid, x in waiting if len(x.following) < after]
         if msg.id in wanted:
-            out[msg.id] = ModelInput(
-                msg.text, msg.speaker, tuple(history[-turns:]) if turns else ()
-            )
-        history.append(Turn(msg.speaker, msg.text))
+            item = ModelInput(msg.text, msg.speaker, tuple(history[-turns:]) if turns else ())
+            out[msg.id] = item
+            if after > 0:
+                waiting.append((msg.id, item))
+        history.append(turn)
     return [out[int(mid)] for mid in pool.message_ids]
 
 
@@ -134,7 +142,8 @@ def _train_finetune(
     from learning.encoders import resolve_model_path
     from learning.finetune import FinetuneClassifier, FinetuneSettings
 
-    inputs = pool_inputs(repo, pool, settings.context_turns)
+    after = following_turns(settings.context_mode, settings.context_turns)
+    inputs = pool_inputs(repo, pool, settings.context_turns, after)
     dev_mask = np.array([held_out(pool.conversations[i], settings.seed + 1, 0.1) for i in train])
     fit_idx, dev_idx = train[~dev_mask], train[dev_mask]
     if len(dev_idx) < 10:
@@ -193,7 +202,13 @@ def run_round(
     if settings.backend == "embed":
         encoder = Encoder(settings.encoder, settings.device, settings.max_length)
         x = embed_features(
-            repo, encoder, pool.message_ids, pool.previous_ids, settings.context_mode, progress
+            repo,
+            encoder,
+            pool.message_ids,
+            pool.previous_ids,
+            settings.context_mode,
+            progress,
+            next_ids=pool.next_ids,
         )
         lap("features")
         clf: Any = EmbedClassifier(

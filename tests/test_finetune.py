@@ -179,6 +179,120 @@ def test_context_segments(tokenizer) -> None:  # noqa: ANN001
     assert decoded("previous", 1, it=ModelInput("first message")) == "[CLS] first message [SEP]"
 
 
+def test_around_segments(tokenizer) -> None:  # noqa: ANN001
+    """around: [CLS] message [SEP] before [SEP] after [SEP]; the two sides share what the
+    message leaves, each cut at its far end; the middle [SEP] is always there."""
+    item = ModelInput(
+        "so you want to cut down",
+        "therapist",
+        (Turn("therapist", "what brings you here"), Turn("client", "my drinking")),
+        (Turn("client", "yeah"), Turn("therapist", "how much")),
+    )
+
+    def decoded(turns: int, max_length: int = 64, it: ModelInput = item) -> str:
+        s = FinetuneSettings(context_mode="around", context_turns=turns, max_length=max_length)
+        ids = encode(tokenizer, [it], s)[0]
+        assert len(ids) <= max_length
+        return tokenizer.decode(ids)
+
+    message = "[CLS] so you want to cut down [SEP]"
+    assert decoded(1) == f"{message} client : my drinking [SEP] client : yeah [SEP]"
+    assert decoded(2) == (
+        f"{message} therapist : what brings you here | client : my drinking [SEP] "
+        "client : yeah | therapist : how much [SEP]"
+    )
+    # 6 tokens of room: 3 each, the nearest kept on both sides
+    assert decoded(2, max_length=16) == f"{message} : my drinking [SEP] client : yeah [SEP]"
+    # a side with nothing to say leaves its room to the other
+    ends = ModelInput(item.text, item.speaker, item.context)
+    assert decoded(2, 16, ends) == f"{message} here | client : my drinking [SEP] [SEP]"
+    assert decoded(1, it=ModelInput("first message")) == "[CLS] first message [SEP] [SEP] [SEP]"
+    assert decoded(1, max_length=10) == message  # no room: the message alone
+    with pytest.raises(ValueError, match="context_turns"):
+        FinetuneSettings(context_mode="around", context_turns=0)
+
+
+def test_finetune_round_with_following_turns(tiny_model: str, tmp_path: Path) -> None:
+    """An around model in a real round (tiny encoder, 1 epoch): the round's stored
+    probabilities come from inputs with the following turn, and scoring the corpus file in
+    small chunks (replies read after their chunk is full) gives the same inputs."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    import seeds
+    from learning.inputs import with_context
+    from learning.pool import Pool
+    from learning.predict import predict_file
+    from learning.registry import load_predictor, model_folder
+    from learning.rounds import pool_inputs, run_round
+    from learning.settings import LearningSettings
+    from store import Repository
+    from store.io import ColumnMap
+    from tui.cli import build_demo
+
+    ws = build_demo(tmp_path / "demo", train=False)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    try:
+        settings = LearningSettings.from_workspace(
+            ws,
+            backend="finetune",
+            encoder=tiny_model,
+            context_mode="around",
+            context_turns=1,
+            epochs=1,
+            lr=2e-3,
+            max_length=64,
+            batch_size=5,
+        )
+        run_round(repo, ws.models_dir, settings)
+        model = repo.artifacts.active()
+        assert model is not None and model.settings["context_mode"] == "around"
+        predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum, "cpu")
+        pool = Pool.build(repo, repo.codebook())
+        ids = [int(i) for i in pool.message_ids[:16]]
+        stored = repo.artifacts.predictions(model.id, ids)
+        expected = np.array([[stored[m].probabilities[k] for k in pool.labels] for m in ids])
+        inputs = pool_inputs(repo, pool, 1, after=1)[:16]
+        nxt = [int(i) for i in pool.next_ids[:16]]
+        texts = repo.message_texts([i for i in nxt if i >= 0])
+        assert [x.following[0].text if x.following else None for x in inputs] == [
+            texts[i] if i >= 0 else None for i in nxt
+        ]
+        assert sum(i >= 0 for i in nxt) > 8
+        # stored probabilities are rounded to 5 decimals
+        np.testing.assert_allclose(predictor.predict_proba(inputs), expected, atol=2e-5)
+        before_only = [ModelInput(x.text, x.speaker, x.context) for x in inputs]
+        assert np.abs(predictor.predict_proba(before_only) - expected).max() > 1e-4
+    finally:
+        repo.close()
+
+    source = seeds.demo_corpus()
+    rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    file_inputs = with_context(
+        [r["text"] for r in rows],
+        [r["speaker"] for r in rows],
+        [r["conversation_id"] for r in rows],
+        1,
+        after=1,
+    )
+    wanted = [x for r, x in zip(rows, file_inputs, strict=True) if r["speaker"] == "therapist"]
+    columns = ColumnMap(
+        text="text",
+        speaker="speaker",
+        conversation="conversation_id",
+        labelable_speakers=("therapist",),
+    )
+    out = tmp_path / "scores.parquet"
+    predict_file(
+        predictor, source, out, columns, model_tag=model.tag, model_checksum=model.checksum,
+        chunk_rows=7,
+    )  # fmt: skip
+    table = pq.read_table(out)
+    scored = np.stack([table.column(f"p_{k}").to_numpy() for k in predictor.labels], axis=1)
+    np.testing.assert_allclose(scored, predictor.predict_proba(wanted), atol=1e-5)
+
+
 def test_token_types_mark_the_context() -> None:
     import torch
 
@@ -198,6 +312,28 @@ def test_multi_label_sigmoid(tiny_model: str) -> None:
     logits = clf.predict_logits(inputs)
     np.testing.assert_allclose(proba, 1 / (1 + np.exp(-logits)), rtol=1e-6)
     assert not np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_mean_pooling_and_label_smoothing(tiny_model: str, tmp_path: Path) -> None:
+    """The mean-of-message-tokens head trains, saves and loads to the same predictions;
+    label smoothing reaches small-text's loss."""
+    inputs, y = synthetic(24)
+    settings = FinetuneSettings(
+        model_path=tiny_model,
+        max_length=32,
+        epochs=1,
+        batch_size=8,
+        pooling="mean",
+        label_smoothing=0.1,
+    )
+    clf = FinetuneClassifier(LABELS, settings).fit(inputs, y)
+    assert clf._clf.criterion.label_smoothing == 0.1
+    clf.save(tmp_path / "model")
+    loaded = FinetuneClassifier.load(tmp_path / "model", device="cpu")
+    assert loaded.settings.pooling == "mean"
+    np.testing.assert_allclose(loaded.predict_logits(inputs), clf.predict_logits(inputs), atol=1e-6)
+    with pytest.raises(ValueError, match="pooling"):
+        FinetuneSettings(model_path=tiny_model, pooling="max")
 
 
 def test_deterministic_given_seed(tiny_model: str) -> None:

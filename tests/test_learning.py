@@ -16,6 +16,7 @@ from sqlalchemy import text
 import seeds
 from learning.calibration import fit_temperature, softmax
 from learning.encoders import Encoder
+from learning.inputs import following_turns
 from learning.metrics import expected_calibration_error
 from learning.pool import Pool
 from learning.predict import predict_file
@@ -171,7 +172,9 @@ def test_saved_model_predicts_like_the_round(demo: tuple[Workspace, Repository])
     from learning.rounds import pool_inputs
 
     pool = Pool.build(repo, repo.codebook())
-    inputs = pool_inputs(repo, pool, predictor.card.context_turns)[:40]
+    card = predictor.card
+    after = following_turns(card.context_mode, card.context_turns)
+    inputs = pool_inputs(repo, pool, card.context_turns, after)[:40]
     proba = predictor.predict_proba(inputs)
     stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:40]])
     expected = np.array(
@@ -396,7 +399,9 @@ def test_finetune_round_registers_a_loadable_model(demo: tuple[Workspace, Reposi
     from learning.rounds import pool_inputs
 
     pool = Pool.build(repo, repo.codebook())
-    inputs = pool_inputs(repo, pool, predictor.card.context_turns)[:16]
+    card = predictor.card
+    after = following_turns(card.context_mode, card.context_turns)
+    inputs = pool_inputs(repo, pool, card.context_turns, after)[:16]
     stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:16]])
     expected = np.array(
         [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:16]]

@@ -393,7 +393,13 @@ def _simulation_data(repo: Repository, settings: Any, context: str | None) -> An
     )
     with ProgressBar(err, "encoding messages") as progress:
         x = embed_features(
-            repo, encoder, pool.message_ids[keep], pool.previous_ids[keep], mode, progress
+            repo,
+            encoder,
+            pool.message_ids[keep],
+            pool.previous_ids[keep],
+            mode,
+            progress,
+            next_ids=pool.next_ids[keep],
         )
     return SimulationData(
         x=x,
