@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from learning import small_text_core
 from learning.calibration import fit_temperature, softmax
 
 ABSENT_LOGIT = -30.0
@@ -55,6 +56,8 @@ class EmbedClassifier:
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> EmbedClassifier:
         from scipy.sparse import csr_matrix
+
+        small_text_core.load()
         from small_text import SklearnClassifier, SklearnDataset
 
         k = len(self.labels)
@@ -109,6 +112,7 @@ class EmbedClassifier:
 
     @classmethod
     def load(cls, folder: Path) -> EmbedClassifier:
+        small_text_core.load()
         from small_text import SklearnClassifier
 
         meta = json.loads((folder / "classifier.json").read_text())

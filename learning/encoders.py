@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,21 @@ def quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def _hidden_size(name: str, path: str) -> int:
+    """The encoder's vector size, read from its config.json when it is a local folder: a
+    round whose vectors are all cached then never imports transformers (or torch)."""
+    config = Path(path) / "config.json"
+    try:
+        if config.is_file():
+            return int(json.loads(config.read_text())["hidden_size"])
+        from transformers import AutoConfig
+
+        quiet_transformers()
+        return int(AutoConfig.from_pretrained(path).hidden_size)
+    except (OSError, KeyError, ValueError) as exc:
+        raise EncoderError(f"cannot load encoder {name!r} from {path}: {exc}") from exc
+
+
 class Encoder:
     """Mean-pooled, L2-normalised sentence embeddings with length-sorted dynamic batches."""
 
@@ -72,18 +90,12 @@ class Encoder:
         max_length: int = 128,
         batch_size: int = 128,
     ) -> None:
-        from transformers import AutoConfig
-
-        quiet_transformers()
         self.name = name
         self.max_length = max_length
         self.batch_size = batch_size
         self._device = device
         self.path = resolve_model_path(name)
-        try:
-            self.dim = int(AutoConfig.from_pretrained(self.path).hidden_size)
-        except OSError as exc:
-            raise EncoderError(f"cannot load encoder {name!r} from {self.path}: {exc}") from exc
+        self.dim = _hidden_size(name, self.path)
         self._model: Any = None
         self._tokenizer: Any = None
 
@@ -95,6 +107,7 @@ class Encoder:
         """Weights load on first use: a round whose embeddings are all cached never needs them."""
         from transformers import AutoModel, AutoTokenizer
 
+        quiet_transformers()
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.path)
             self._model = AutoModel.from_pretrained(self.path).to(self.device).eval()
@@ -109,7 +122,14 @@ class Encoder:
         return f"{self.name}|mean|{self.max_length}"
 
     def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
-        """(n, dim) float32 embeddings, in the order of `texts`."""
+        """(n, dim) float32 embeddings, in the order of `texts`.
+
+        All texts are tokenized at once, sorted by token count and cut into batches of at
+        most `batch_size` texts and `max_tokens` padded tokens, so padding stays near zero
+        and short texts run in large batches. On CPU, batches run on one worker thread per
+        core with one torch thread each: no thread barriers inside the small matrix
+        products, and no spinning against other processes on a shared machine.
+        """
         import torch
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -118,37 +138,77 @@ class Encoder:
         if self._model is None:
             self._load()
         device = self.device
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        done = 0
-        amp = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if device.startswith("cuda")
-            else _nullcontext()
+        ids = self._tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        gpu = device.startswith("cuda")
+        plan = token_batches(
+            [len(i) for i in ids], self.batch_size, GPU_BATCH_TOKENS if gpu else CPU_BATCH_TOKENS
         )
-        with torch.inference_mode(), amp:
-            for start in range(0, len(texts), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = self._tokenizer(
-                    [texts[i] for i in idx],
-                    padding="longest",  # never to max_length: the batch's own longest
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(device)
-                hidden = self._model(**batch).last_hidden_state.float()
-                mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+        def run(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            width = max(len(ids[i]) for i in rows)
+            tokens = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                tokens[r, : len(ids[i])] = ids[i]
+                mask[r, : len(ids[i])] = 1
+            amp = torch.autocast("cuda", dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
+            with torch.inference_mode(), amp:
+                t = torch.from_numpy(tokens).to(device)
+                m = torch.from_numpy(mask).to(device)
+                hidden = self._model(
+                    input_ids=t, attention_mask=m, token_type_ids=torch.zeros_like(t)
+                ).last_hidden_state.float()
+                weights = m.unsqueeze(-1).float()
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out[idx] = pooled.cpu().numpy()
-                done += len(idx)
-                if progress:
-                    progress(done, len(texts))
+                return rows, pooled.cpu().numpy()
+
+        threads = torch.get_num_threads()
+        workers = 1 if gpu else max(1, min(threads, MAX_WORKERS, len(plan)))
+        done = 0
+        with _torch_threads(max(1, threads // workers)):
+            with ThreadPoolExecutor(workers) as pool:
+                for rows, vectors in pool.map(run, plan):
+                    out[rows] = vectors
+                    done += len(rows)
+                    if progress:
+                        progress(done, len(texts))
         return out
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
+CPU_BATCH_TOKENS = 2_048
+"""Padded tokens per batch on CPU (measured on 2 cores: 2,048 beat 1,024, 4,096 and 8,192)."""
+GPU_BATCH_TOKENS = 32_768
+MAX_WORKERS = 8
+"""Batches run at once on CPU; beyond that, each worker gets several torch threads."""
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+
+def token_batches(lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[np.ndarray]:
+    """Indices of texts, shortest first, cut so that no batch has more than `max_rows`
+    texts or more than `max_tokens` padded tokens (rows x its longest; a single text longer
+    than that is a batch of its own)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    for end in range(1, len(order) + 1):
+        if end == len(order):
+            batches.append(order[start:])
+        elif end - start >= max_rows or (end - start + 1) * lengths[order[end]] > max_tokens:
+            batches.append(order[start:end])  # the next text would make the batch too big
+            start = end
+    return batches
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to `n` meanwhile (it is process-wide)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != before:
+            torch.set_num_threads(before)

@@ -24,17 +24,6 @@ def held_out(conversation: str, seed: int, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def _held_out_mask(conversations: list[str], seed: int, share: float) -> np.ndarray:
-    decided: dict[str, bool] = {}
-    return np.array(
-        [
-            decided.setdefault(c, held_out(c, seed, share)) if c not in decided else decided[c]
-            for c in conversations
-        ],
-        dtype=bool,
-    )
-
-
 @dataclass
 class Pool:
     """Every labelable message of the store, in conversation order, with what is known of it."""
@@ -74,53 +63,54 @@ class Pool:
         for r in repo.artifacts.rounds():
             eval_picks = set(r.stats.get("eval_queried", []))
             al_ids.update(i for i in r.queried_message_ids if i not in eval_picks)
-        ids: list[int] = []
-        convs: list[str] = []
-        prev: list[int] = []
-        nxt: list[int] = []
-        last_conv, last_id, last_kept = -1, -1, False
-        for mid, cid, conv_ext, labelable in repo.message_index():
-            if last_kept and cid == last_conv:
-                nxt[-1] = mid
-            if labelable:
-                ids.append(mid)
-                convs.append(conv_ext)
-                prev.append(last_id if cid == last_conv else -1)
-                nxt.append(-1)
-            last_conv, last_id, last_kept = cid, mid, labelable
+        # Arrays over the whole store first (pools run to 100,000s of messages): the turn
+        # before each message is the previous row when it is in the same conversation.
+        rows = repo.message_index()
+        every = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        conv_of = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        keep = np.flatnonzero(np.fromiter((r[3] for r in rows), dtype=bool, count=len(rows)))
+        before = np.full(len(rows), -1, dtype=np.int64)
+        after = np.full(len(rows), -1, dtype=np.int64)
+        if len(rows):
+            same = conv_of[1:] == conv_of[:-1]
+            before[1:][same] = every[:-1][same]
+            after[:-1][same] = every[1:][same]
+        ids, prev = every[keep], before[keep]
+        convs = [rows[i][2] for i in keep.tolist()]
         n, k = len(ids), len(labels)
+        index = dict(zip(ids.tolist(), range(n), strict=True))
         y: np.ndarray
         if book.multi_label:
             y = np.zeros((n, k), dtype=int)
         else:
             y = np.full(n, UNLABELLED, dtype=int)
         labelled = np.zeros(n, dtype=bool)
-        for i, mid in enumerate(ids):
-            g = gold.get(mid)
-            if g is None:
-                continue
+        for mid, g in gold.items():
+            i = index.get(mid)
             known = [label_index[x] for x in g.labels if x in label_index]
-            if not known:
+            if i is None or not known:
                 continue
             labelled[i] = True
             if book.multi_label:
                 y[i, known] = 1
             else:
                 y[i] = known[0]
+        conv_ids, first = np.unique(conv_of[keep], return_index=True)
+        held = np.array([held_out(convs[j], seed, eval_share) for j in first], dtype=bool)
         pool = cls(
             labels=labels,
             multi_label=book.multi_label,
-            message_ids=np.asarray(ids, dtype=np.int64),
+            message_ids=ids,
             conversations=convs,
-            previous_ids=np.asarray(prev, dtype=np.int64),
+            previous_ids=prev,
             y=y,
             labelled=labelled,
-            skipped=np.array([mid in skipped_ids for mid in ids], dtype=bool),
-            held_out=_held_out_mask(convs, seed, eval_share),
-            al_queried=np.array([mid in al_ids for mid in ids], dtype=bool),
-            next_ids=np.asarray(nxt, dtype=np.int64),
+            skipped=np.isin(ids, np.fromiter(skipped_ids, dtype=np.int64)),
+            held_out=held[np.searchsorted(conv_ids, conv_of[keep])],
+            al_queried=np.isin(ids, np.fromiter(al_ids, dtype=np.int64)),
+            next_ids=after[keep],
         )
-        pool.index = {int(mid): i for i, mid in enumerate(ids)}
+        pool.index = index
         return pool
 
     def __len__(self) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from learning import small_text_core
 from learning.classifiers import EmbedClassifier
 from learning.encoders import Encoder
 from learning.features import embed_features
@@ -20,15 +21,12 @@ from learning.metrics import evaluate, evaluate_multilabel
 from learning.pool import Pool, held_out
 from learning.registry import ModelCard, save_model
 from learning.settings import LearningSettings
+from learning.stopping import kappa_stats
 from learning.strategies import select
 from store import Repository, TechneError
 from store.artifacts import ModelVersionView, NewModelVersion, PredictionBatch, RoundView
 
 MIN_LABELS = 8
-KAPPA_WINDOW = 3
-KAPPA_STOP = 0.99
-"""small-text's KappaAverage defaults: stop when the mean agreement of consecutive models'
-predictions over the last rounds reaches 0.99."""
 
 ProgressFn = Callable[[str, float], None]
 
@@ -84,37 +82,6 @@ def _check_trainable(pool: Pool) -> np.ndarray:
             f"outside the held-out conversations; there are {len(train)} in {techniques}"
         )
     return train
-
-
-def _kappa_stats(
-    repo: Repository, pool: Pool, proba: np.ndarray, parent: ModelVersionView | None
-) -> dict[str, Any]:
-    """Agreement of this model's and the previous model's predictions on unlabelled messages."""
-    from sklearn.metrics import cohen_kappa_score
-
-    if parent is None or pool.multi_label:
-        return {"kappa_vs_previous": None, "kappa_average": None, "stop_suggested": False}
-    unlabelled = pool.unlabelled_indices
-    ids = [int(pool.message_ids[i]) for i in unlabelled]
-    before = repo.artifacts.top_labels(parent.id)
-    both = [(j, before[mid]) for j, mid in zip(unlabelled, ids, strict=True) if mid in before]
-    if len(both) < 2:
-        return {"kappa_vs_previous": None, "kappa_average": None, "stop_suggested": False}
-    index = {label: i for i, label in enumerate(pool.labels)}
-    now = np.asarray([int(proba[j].argmax()) for j, _ in both])
-    then = np.asarray([index.get(label, -1) for _, label in both])
-    kappa = 1.0 if (now == then).all() else float(cohen_kappa_score(now, then))
-    history = [
-        r.stats["kappa_vs_previous"]
-        for r in repo.artifacts.rounds()
-        if r.stats.get("kappa_vs_previous") is not None
-    ][-(KAPPA_WINDOW - 1) :] + [kappa]
-    average = float(np.mean(history))
-    return {
-        "kappa_vs_previous": kappa,
-        "kappa_average": average,
-        "stop_suggested": len(history) >= KAPPA_WINDOW and average >= KAPPA_STOP,
-    }
 
 
 def _predictions(pool: Pool, proba: np.ndarray) -> PredictionBatch:
@@ -183,6 +150,8 @@ def run_round(
     progress: ProgressFn | None = None,
 ) -> RoundResult:
     """Run one retrain round and commit it (new active model, predictions, queue)."""
+    if settings.backend == "embed":
+        small_text_core.prefetch()  # scikit-learn loads while the store is read
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -243,7 +212,7 @@ def run_round(
         label_counts={label: int(counts[i]) for i, label in enumerate(pool.labels)},
         temperature=float(temperature),
     )
-    stats = _kappa_stats(repo, pool, proba, parent)
+    stats = kappa_stats(repo, pool, proba, parent)
     metrics.update(stats)
     lap("evaluate")
     rounds_so_far = len(repo.artifacts.rounds())

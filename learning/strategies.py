@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from learning import small_text_core
 from store import TechneError
 
 STRATEGIES = (
@@ -25,6 +26,7 @@ class StrategyError(TechneError):
 
 
 def _class_balanced() -> Any:
+    small_text_core.load()
     from small_text.query_strategies import QueryStrategy
 
     class ClassBalancedSampling(QueryStrategy):
@@ -73,10 +75,26 @@ def _class_balanced() -> Any:
     return ClassBalancedSampling()
 
 
+def _breaking_ties() -> Any:
+    small_text_core.load()
+    from small_text.query_strategies import BreakingTies
+
+    class VectorisedBreakingTies(BreakingTies):
+        """small-text's BreakingTies with the margin of every row computed at once: its
+        per-row apply_along_axis took 0.3 s on a 100,000-message pool. The same scores
+        (best minus second-best probability), so the same picks."""
+
+        def get_confidence(self, clf: Any, dataset: Any, *_: Any) -> np.ndarray:
+            ranked = np.sort(clf.predict_proba(dataset), axis=1)
+            return ranked[:, -1] - ranked[:, -2]
+
+    return VectorisedBreakingTies()
+
+
 def make_strategy(name: str) -> Any:
     """A small-text QueryStrategy for `name`."""
+    small_text_core.load()
     from small_text.query_strategies import (
-        BreakingTies,
         ContrastiveActiveLearning,
         EmbeddingKMeans,
         LeastConfidence,
@@ -85,7 +103,7 @@ def make_strategy(name: str) -> Any:
     )
 
     if name == "breaking-ties":
-        return BreakingTies()
+        return _breaking_ties()
     if name == "least-confidence":
         return LeastConfidence()
     if name == "prediction-entropy":
@@ -142,6 +160,7 @@ def select(
 
     `proba` and `embeddings` cover the whole pool; `candidates` and `labelled` index into it.
     """
+    small_text_core.load()
     from small_text.data import SklearnDataset
 
     n = min(n, len(candidates))

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
-"""2 added `claims` (team assignment); opening a version-1 store adds the table."""
+SCHEMA_VERSION = 3
+"""2 added `claims` (team assignment); 3 added `embedding_blocks` and `prediction_sets`
+(compact learning caches). Opening an older store adds the missing tables."""
 
 EVENT_KINDS = ("label", "correct", "skip", "flag", "note", "undo", "adjudicate")
 """Kinds of annotation event. label/correct/adjudicate carry labels; undo names its target."""
@@ -185,3 +186,32 @@ class Claim(SQLModel, table=True):
     claimed_at: float
     """Epoch seconds (portable across SQLite and PostgreSQL, compared as numbers)."""
     expires_at: float = Field(index=True)
+
+
+class EmbeddingBlock(SQLModel, table=True):
+    """Cached encoder vectors of many messages in one row (store/vectors.py): message ids as
+    little-endian int64 bytes, vectors as a float32 (count, dim) matrix. Replaces the
+    one-row-per-message `embeddings` table, whose rows are moved here on first read."""
+
+    __tablename__ = "embedding_blocks"
+    id: int | None = Field(default=None, primary_key=True)
+    encoder: str = Field(index=True)
+    dim: int
+    count: int
+    message_ids: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    vectors: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PredictionSet(SQLModel, table=True):
+    """A model version's predictions for its whole pool in one row (store/artifacts.py):
+    message ids as little-endian int64 bytes, probabilities as a float32 (count, labels)
+    matrix, for reads of all of them at once (the stopping criterion). `predictions` keeps
+    one row per message for the queue and the suggestion on screen."""
+
+    __tablename__ = "prediction_sets"
+    id: int | None = Field(default=None, primary_key=True)
+    model_version_id: int = Field(foreign_key="model_versions.id", unique=True)
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    count: int
+    message_ids: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    probabilities: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
