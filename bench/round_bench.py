@@ -1,9 +1,16 @@
-"""One embed round on a big store, and bulk-prediction throughput. Prints JSON.
+"""One embed round with a big store, and bulk-prediction throughput. Prints JSON.
 
-    python bench/round_bench.py [--pool 100000] [--labels 2000] [--predict 20000]
+    python bench/round_bench.py [--pool 100000] [--labels 2000] [--predict 20000] [--repeat 3]
 
 Targets (issue 3): a round with 2,000 labels and a 100,000-message pool, embeddings
 cached, in <= 2 s wall; `predict` >= 350 messages/s on CPU at AnnoMI message lengths.
+
+Rounds are measured three ways, each `--repeat` times (medians reported): `techne retrain`
+as a user runs it (a fresh process: wall from exec to exit); the first round in a fresh
+Python process (the round call only, lazy imports included); and warm rounds after it in
+the same process. Prediction runs `techne predict` in a fresh process: messages scored
+from reading the input to writing the Parquet file per second (as `predict` reports it),
+the whole command's wall, and that process's peak RSS.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ import json
 import os
 import platform
 import random
-import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,9 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 import seeds  # noqa: E402
 from learning.encoders import Encoder  # noqa: E402
-from learning.predict import predict_file  # noqa: E402
-from learning.registry import load_predictor, model_folder  # noqa: E402
-from learning.rounds import run_round  # noqa: E402
 from learning.settings import LearningSettings  # noqa: E402
 from store import Repository, load_codebook_file, load_workspace  # noqa: E402
 from store.io import ColumnMap, import_file  # noqa: E402
@@ -47,10 +53,19 @@ def annomi_texts() -> list[str]:
     return [json.loads(line)["text"] for line in seeds.demo_corpus().open(encoding="utf-8")]
 
 
-def build_store(root: Path, pool: int, labels: int, dim: int, key: str) -> None:
+def build_store(
+    root: Path, pool: int, labels: int, dim: int, key: str, context: str | None = None
+) -> None:
     """A workspace with `pool` messages (half therapist), `labels` of them labelled, and a
-    cached embedding for every message (random unit vectors: the round must not encode)."""
+    cached embedding for every message (random unit vectors: the round must not encode).
+    `context` sets [model] context_mode (default: the backend's measured best)."""
     write_config(root, name="bench", codebook="annomi", db_url=None)
+    if context:
+        config = root / "techne.toml"
+        text = config.read_text().replace(
+            '# context_mode = "previous"', f'context_mode = "{context}"'
+        )
+        config.write_text(text)
     ws = load_workspace(root)
     repo = Repository.open(ws.db_url, create=True)
     repo.install_codebook(load_codebook_file(seeds.CODEBOOKS / "annomi.toml"))
@@ -90,63 +105,127 @@ def build_store(root: Path, pool: int, labels: int, dim: int, key: str) -> None:
     ids = [m.id for m in repo.iter_messages()]
     vectors = np.random.default_rng(0).normal(size=(len(ids), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    repo.artifacts.put_embeddings(
-        key, dim, ((mid, vectors[j].tobytes()) for j, mid in enumerate(ids))
-    )
+    repo.artifacts.put_embedding_matrix(key, ids, vectors)
     repo.close()
+
+
+IN_PROCESS = """
+import json, sys, time
+from pathlib import Path
+from learning.rounds import run_round
+from learning.settings import LearningSettings
+from store import Repository, load_workspace
+ws = load_workspace(Path(sys.argv[1]))
+repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+settings = LearningSettings.from_workspace(ws)
+rounds = []
+for _ in range(int(sys.argv[2])):
+    started = time.perf_counter()
+    result = run_round(repo, ws.models_dir, settings)
+    rounds.append({"wall_s": round(time.perf_counter() - started, 3), "stages_s": result.timings})
+print(json.dumps(rounds))
+"""
+
+
+def techne() -> list[str]:
+    script = Path(sys.executable).with_name("techne")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tui.cli"]
+
+
+def run_child(cmd: list[str]) -> tuple[float, Any, float]:
+    """(wall seconds, JSON it printed, its peak RSS in MB) of one fresh process."""
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, cwd=ROOT)
+        assert child.stdout is not None
+        out = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        if status != 0:
+            errors.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed:\n{errors.read().decode()}")
+    return wall, json.loads(out), usage.ru_maxrss / 1024
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def score_file(path: Path, messages: int) -> float:
+    """A conversation-ordered file of AnnoMI texts; returns the share of distinct texts per
+    10,000-message chunk (what `predict` encodes once each)."""
+    texts = annomi_texts()
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "conversation", "speaker", "text"])
+        for i in range(messages):
+            speaker = "therapist" if i % 2 == 0 else "client"
+            w.writerow([i, f"c{i // 40}", speaker, texts[i % len(texts)]])
+    chunk = [texts[i % len(texts)] for i in range(min(messages, 10_000))]
+    return round(len(set(chunk)) / max(len(chunk), 1), 3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pool", type=int, default=100_000, help="labelable messages")
     parser.add_argument("--labels", type=int, default=2_000)
-    parser.add_argument("--predict", type=int, default=20_000, help="messages to score")
+    parser.add_argument("--predict", type=int, default=20_000, help="messages to score (0: none)")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements of each kind")
+    parser.add_argument("--context", help="embed context_mode (default: techne's default)")
     args = parser.parse_args()
     encoder = Encoder()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         root.mkdir()
         t0 = time.perf_counter()
-        build_store(root, args.pool, args.labels, encoder.dim, encoder.key)
+        build_store(root, args.pool, args.labels, encoder.dim, encoder.key, args.context)
         build_s = time.perf_counter() - t0
+        context = LearningSettings.from_workspace(load_workspace(root)).context_mode
+        cli: list[dict[str, Any]] = []
+        for _ in range(args.repeat):
+            wall, report, rss = run_child([*techne(), "-w", str(root), "retrain", "--json"])
+            round_s = round(sum(report["timings_s"].values()), 3)
+            cli.append({"process_wall_s": round(wall, 3), "round_s": round_s, "peak_rss_mb": rss})
+        first: list[dict[str, Any]] = []
+        warm: list[dict[str, Any]] = []
+        for _ in range(args.repeat):
+            _, rounds, _ = run_child([sys.executable, "-c", IN_PROCESS, str(root), "3"])
+            first.append(rounds[0])
+            warm.extend(rounds[1:])
         ws = load_workspace(root)
-        repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
-        settings = LearningSettings.from_workspace(ws, eval_share=0.2)
-        rounds = []
-        for _ in range(2):  # the second round also measures the kappa stopping statistic
-            t0 = time.perf_counter()
-            result = run_round(repo, ws.models_dir, settings)
-            rounds.append(
-                {"wall_s": round(time.perf_counter() - t0, 3), "stages_s": result.timings}
-            )
-        model = repo.artifacts.active()
-        repo.close()
-
-        texts = annomi_texts()
         source = Path(tmp) / "score.csv"
-        with source.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["id", "conversation", "speaker", "text"])
-            for i in range(args.predict):
-                w.writerow(
-                    [
-                        i,
-                        f"c{i // 40}",
-                        "therapist" if i % 2 == 0 else "client",
-                        texts[i % len(texts)],
-                    ]
-                )
-        predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        report = predict_file(
-            predictor,
-            source,
-            Path(tmp) / "scores.parquet",
-            ColumnMap(text="text", id="id", conversation="conversation", speaker="speaker"),
-            model_tag=model.tag,
-            model_checksum=model.checksum or "",
-        )
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        distinct = score_file(source, args.predict)
+        predicted: list[dict[str, Any]] = []
+        for _ in range(args.repeat if args.predict else 0):
+            out = Path(tmp) / "scores.parquet"
+            wall, report, rss = run_child(
+                [
+                    *techne(),
+                    "-w",
+                    str(ws.root),
+                    "predict",
+                    str(source),
+                    str(out),
+                    "--id",
+                    "id",
+                    "--conversation",
+                    "conversation",
+                    "--speaker",
+                    "speaker",
+                    "--device",
+                    "cpu",
+                    "--json",
+                ]
+            )
+            out.unlink()
+            predicted.append(
+                {
+                    "messages_per_s": report["messages_per_s"],
+                    "seconds": report["seconds"],
+                    "process_wall_s": round(wall, 2),
+                    "peak_rss_mb": round(rss, 1),
+                }
+            )
     print(
         json.dumps(
             {
@@ -154,21 +233,26 @@ def main() -> None:
                 "pool_messages": args.pool,
                 "store_messages": args.pool * 2,
                 "labels": args.labels,
-                "backend": settings.backend,
-                "context_mode": settings.context_mode,
-                "rounds": rounds,
+                "context_mode": context,
                 "round_target_s": 2.0,
+                "round_median_s": {
+                    "techne_retrain_process": median([r["process_wall_s"] for r in cli]),
+                    "first_in_process": median([r["wall_s"] for r in first]),
+                    "warm": median([r["wall_s"] for r in warm]),
+                },
+                "rounds": {"techne_retrain": cli, "first_in_process": first, "warm": warm},
                 "store_build_s": round(build_s, 1),
                 "predict": {
-                    "messages": report.rows,
-                    "seconds": report.seconds,
-                    "messages_per_s": report.messages_per_s,
+                    "messages": args.predict,
+                    "distinct_texts_per_chunk": distinct,
                     "target_messages_per_s": 350,
-                    "device": predictor.encoder.device,
-                    "peak_rss_mb": round(peak / 1024, 1),
-                    "rss_before_predict_mb": round(rss_before / 1024, 1),
+                    "median_messages_per_s": (
+                        median([p["messages_per_s"] for p in predicted]) if predicted else None
+                    ),
+                    "runs": predicted,
                 },
                 "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+                "load_average_1m_after": round(os.getloadavg()[0], 2),
             },
             indent=2,
         )
