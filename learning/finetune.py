@@ -9,9 +9,11 @@ by length so that each batch holds similar lengths, then restores the caller's o
 The recipe in ``FinetuneSettings``' defaults was picked by dev macro-F1 in
 ``bench/finetune_annomi.py`` (conversation-grouped AnnoMI split; every run, with its test
 score, is in that script's docstring): the previous turn as second segment, the [CLS]
-head, lr 1e-4 with 10% warm-up then linear decay, 4 epochs, no class weights — dev 0.745,
-test 0.795 (text-only: dev 0.730, test 0.770). The turns before and after (``around``) and
-a mean-pooling head were measured and did not beat it on dev.
+head, lr 1e-4 with 10% warm-up then linear decay, 4 epochs, no class weights, label
+smoothing 0.1 — dev 0.753, test 0.773 (without smoothing: dev 0.745, test 0.795; text-only:
+dev 0.730, test 0.770). The turns before and after (``around``), a mean-pooling head and
+more epochs were measured and did not beat it on dev. The dev gain of smoothing is within
+plausible seed noise and its test score is lower: chosen by the rule (dev), not by test.
 
 torch, transformers and small_text are imported inside functions only, so importing this
 module stays cheap.
@@ -68,7 +70,7 @@ class FinetuneSettings:
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda
     class_weights: bool = False  # small-text's 'balanced' loss weights
     pooling: str = "cls"  # cls: the model's own head | mean: mean of the message's tokens
-    label_smoothing: float = 0.0  # cross-entropy label smoothing (single-label only)
+    label_smoothing: float = 0.1  # cross-entropy label smoothing (single-label only)
 
     def __post_init__(self) -> None:
         check_context(self.context_mode, self.context_turns)
