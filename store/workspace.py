@@ -35,8 +35,8 @@ max_text_chars = 100000         # longest message accepted, in characters
 encoder = "all-MiniLM-L6-v2"    # bundled offline; or a local Hugging Face model folder
 backend = "embed"               # embed (frozen encoder + linear head) | finetune
 device = "auto"                 # auto | cpu | cuda
-# context_mode = "previous"     # none | previous | window; default: measured best per backend
-context_turns = 2               # turns in the window
+# context_mode = "around"       # none | previous | window | around; default: best measured
+context_turns = 2               # turns in the window (around: turns on each side)
 
 [learning]
 strategy = "breaking-ties"      # see `techne retrain --help`

@@ -252,7 +252,8 @@ def simulate_cmd(
         str | None, typer.Option(help="Codebook (default: the workspace's).")
     ] = None,
     context: Annotated[
-        str | None, typer.Option(help="none | previous (default: techne.toml).")
+        str | None,
+        typer.Option(help="none | previous | around (default: techne.toml, then around)."),
     ] = None,
     text: opt.Text = "text",
     speaker: opt.Speaker = None,
@@ -382,9 +383,10 @@ def _simulation_data(repo: Repository, settings: Any, context: str | None) -> An
     from learning.encoders import Encoder
     from learning.features import embed_features
     from learning.pool import Pool
+    from learning.settings import BEST_CONTEXT
     from learning.simulate import SimulationData
 
-    mode = context or (settings.context_mode if settings else "previous")
+    mode = context or (settings.context_mode if settings else BEST_CONTEXT["embed"])
     pool = Pool.build(repo, repo.codebook(), eval_share=0.0)
     keep = np.flatnonzero(pool.labelled)
     encoder = Encoder(
