@@ -68,25 +68,21 @@ class PostgresServer:
 
     def new_database(self) -> str:
         """Create an empty database and return its URL."""
-        import psycopg
-
-        name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(
-            host=str(self.dir), port=self.port, user=USER, dbname="postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        return self._create()
 
     def clone_database(self, url: str) -> str:
         """A copy of the database at `url` (PostgreSQL's template copy); returns its URL."""
+        return self._create(template=url.split("@/", 1)[1].split("?", 1)[0])
+
+    def _create(self, template: str | None = None) -> str:
         import psycopg
 
-        source = url.split("@/", 1)[1].split("?", 1)[0]
         name = "t_" + uuid.uuid4().hex[:12]
+        copy = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(
             host=str(self.dir), port=self.port, user=USER, dbname="postgres", autocommit=True
         ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def stop(self) -> None:

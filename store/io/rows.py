@@ -270,9 +270,7 @@ def _validate(plan: Plan, line: int, values: dict[str, Any]) -> Record:
                 f"({plan.source.unit} {clash})",
             )
 
-    labels: tuple[str, ...] = ()
-    if cols.label and labelable:
-        labels = _labels(plan, line, _get(plan, line, values, cols.label))
+    labels = _row_labels(plan, line, values, labelable)
 
     known_meta = plan.conversation_meta.get(conversation)
     conversation_meta = {}
@@ -349,9 +347,7 @@ def _repeat(
             f"message {external_id!r} repeats {plan.source.unit} "
             f"{plan.seen_ids[external_id]} with different text or speaker",
         )
-    labels: tuple[str, ...] = ()
-    if cols.label and labelable:
-        labels = _labels(plan, line, _get(plan, line, values, cols.label))
+    labels = _row_labels(plan, line, values, labelable)
     plan.coded[(external_id, coder)] = line
     return Record(
         line,
@@ -367,6 +363,13 @@ def _repeat(
         coder,
         repeat=True,
     )
+
+
+def _row_labels(plan: Plan, line: int, values: dict[str, Any], labelable: bool) -> tuple[str, ...]:
+    """The row's labels, when a label column is mapped and the message is coded."""
+    if not (plan.columns.label and labelable):
+        return ()
+    return _labels(plan, line, _get(plan, line, values, plan.columns.label))
 
 
 def _as_int(plan: Plan, line: int, column: str, value: Any) -> int:
