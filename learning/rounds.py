@@ -84,20 +84,6 @@ def _check_trainable(pool: Pool) -> np.ndarray:
     return train
 
 
-def _predictions(pool: Pool, proba: np.ndarray) -> PredictionBatch:
-    """One stored prediction per pool message (vectorised: pools run to 100,000s)."""
-    order = np.argsort(proba, axis=1)
-    rows = np.arange(len(proba))
-    top = order[:, -1]
-    if proba.shape[1] > 1:
-        margin = proba[rows, top] - proba[rows, order[:, -2]]
-    else:
-        margin = np.ones(len(proba))
-    return PredictionBatch(
-        pool.message_ids.tolist(), proba, pool.labels, top.tolist(), (1.0 - margin).tolist()
-    )
-
-
 def _train_finetune(
     repo: Repository,
     pool: Pool,
@@ -267,7 +253,7 @@ def run_round(
                 parent_id=parent.id if parent else None,
             ),
             tag,
-            _predictions(pool, proba),
+            PredictionBatch(pool.message_ids, proba, pool.labels),
             settings.strategy,
             settings.batch_size,
             queried,

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlmodel import SQLModel
 
 from store import models as m
 from store.db import raw_rows
 from store.errors import StoreError
+from store.predictions import PackedPredictions, PredictionRow, PredictionSets, packed_arrays
+
+__all__ = ["PackedPredictions", "PredictionRow", "PredictionSets"]
 
 if TYPE_CHECKING:
     from store.repository import Repository
@@ -56,73 +58,21 @@ class NewModelVersion:
 
 
 @dataclass(frozen=True)
-class PredictionRow:
-    message_id: int
-    probabilities: dict[str, float]
-    top_label: str
-    uncertainty: float
-
-
-@dataclass(frozen=True)
 class PredictionBatch:
-    """Predictions of a whole pool at once: ids, probabilities (n, k) and technique keys."""
+    """Predictions of a whole pool at once: ids, probabilities (n, k) and technique keys.
+    Stored as one packed row (store/predictions.py)."""
 
-    message_ids: Sequence[int]
+    message_ids: Sequence[int] | Any
     probabilities: Any
     labels: Sequence[str]
-    top: Sequence[int]
-    uncertainty: Sequence[float]
 
-    def rows(self, version_id: int) -> list[tuple[int, int, str, str, float]]:
-        """(message id, version id, probabilities as JSON, top label, uncertainty) rows."""
-        if not len(self.message_ids) == len(self.top) == len(self.uncertainty):
-            raise ValueError("message ids, top labels and uncertainties differ in length")
-        return list(
-            zip(
-                [int(i) for i in self.message_ids],
-                repeat(version_id),
-                probability_json(self.labels, self.probabilities),
-                [self.labels[int(t)] for t in self.top],
-                [float(u) for u in self.uncertainty],
-                strict=False,  # repeat() is endless; the lengths are checked above
+    def __post_init__(self) -> None:
+        shape = getattr(self.probabilities, "shape", None)
+        if shape is None or len(shape) != 2 or shape != (len(self.message_ids), len(self.labels)):
+            raise ValueError(
+                f"{len(self.message_ids)} messages and {len(self.labels)} labels but "
+                f"probabilities of shape {shape}"
             )
-        )
-
-
-def probability_json(labels: Sequence[str], probabilities: Any) -> list[str]:
-    """Rows of an (n, k) probability array as JSON objects, `{"a": 0.12345, ...}`.
-
-    Every value in [0, 1] written with 5 decimals has the width of "0.12345", so numpy
-    writes the digits of all rows into one byte buffer and each row is a slice of it: a
-    100,000-message pool takes 30 ms instead of a third of a second formatting per row.
-    """
-    import numpy as np
-
-    p = np.asarray(probabilities, dtype=np.float64)
-    prefixes = [("{" if j == 0 else ", ") + json.dumps(k) + ": " for j, k in enumerate(labels)]
-    if p.ndim != 2 or p.shape[1] != len(labels):
-        raise ValueError(f"{len(labels)} labels but probabilities of shape {p.shape}")
-    if not len(labels):
-        return ["{}"] * len(p)
-    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
-        template = "".join(f"{pre}%.5f" for pre in prefixes) + "}"
-        return [template % tuple(row) for row in p.tolist()]
-    width = sum(len(pre) + 7 for pre in prefixes) + 1
-    buf = np.empty((len(p), width), dtype=np.uint8)
-    scaled = np.rint(p * 100_000).astype(np.int64)
-    at = 0
-    for j, pre in enumerate(prefixes):
-        buf[:, at : at + len(pre)] = np.frombuffer(pre.encode("ascii"), dtype=np.uint8)
-        at += len(pre)
-        value = scaled[:, j]
-        buf[:, at] = 48 + value // 100_000
-        buf[:, at + 1] = ord(".")
-        for d in range(5):
-            buf[:, at + 2 + d] = 48 + (value // 10 ** (4 - d)) % 10
-        at += 7
-    buf[:, at] = ord("}")
-    text = buf.tobytes().decode("ascii")
-    return [text[s : s + width] for s in range(0, len(text), width)]
 
 
 @dataclass(frozen=True)
@@ -159,6 +109,7 @@ class Artifacts:
 
     def __init__(self, repo: Repository) -> None:
         self.engine = repo.engine
+        self.sets: PredictionSets = repo.prediction_sets
 
     # -- embedding cache (store/vectors.py, loaded on first use: it needs numpy) ------------
 
@@ -256,9 +207,10 @@ class Artifacts:
             key = result.inserted_primary_key
             assert key is not None
             version_id = int(key[0])
-            _insert_predictions(conn, version_id, predictions)
             if isinstance(predictions, PredictionBatch):
                 _insert_prediction_set(conn, version_id, predictions)
+            else:
+                _insert_predictions(conn, version_id, predictions)
             number = (conn.execute(select(func.max(rounds.c.number))).scalar() or 0) + 1
             conn.execute(
                 rounds.insert().values(
@@ -275,25 +227,13 @@ class Artifacts:
         assert round_view is not None
         return self.version(version_id), round_view
 
-    def add_predictions(self, version_id: int, predictions: Sequence[PredictionRow]) -> None:
-        """Replace a version's stored predictions for these messages."""
-        table = _table("predictions")
-        ids = [p.message_id for p in predictions]
-        sets = _table("prediction_sets")
-        with self.engine.begin() as conn:
-            # The version's one-row copy no longer matches: readers fall back to the rows.
-            conn.execute(delete(sets).where(sets.c.model_version_id == version_id))
-            for start in range(0, len(ids), CHUNK):
-                conn.execute(
-                    delete(table)
-                    .where(table.c.model_version_id == version_id)
-                    .where(table.c.message_id.in_(ids[start : start + CHUNK]))
-                )
-            _insert_predictions(conn, version_id, predictions)
-
     def predictions(
         self, version_id: int, message_ids: Sequence[int] | None = None
     ) -> dict[int, PredictionRow]:
+        """A version's stored predictions for these messages (all when None)."""
+        packed = self.sets.get(version_id)
+        if packed is not None:
+            return packed.rows(message_ids)
         table = _table("predictions")
         out: dict[int, PredictionRow] = {}
         query = select(
@@ -310,35 +250,37 @@ class Artifacts:
                 )
             for rows in batches:
                 for mid, probs, top, unc in rows:
+                    if isinstance(probs, str):
+                        probs = json.loads(probs)
                     out[mid] = PredictionRow(mid, dict(probs), top, float(unc))
         return out
 
+    def prediction(self, version_id: int, message_id: int) -> PredictionRow | None:
+        """One message's prediction by a version, or None when it has none."""
+        if self.sets.contains(version_id, message_id) is False:
+            return None  # the version's set (its message ids only) says no: nothing to read
+        return self.predictions(version_id, [message_id]).get(message_id)
+
     def top_labels(self, version_id: int) -> dict[int, str]:
-        """Message id -> the version's predicted technique (no probabilities parsed)."""
+        """Message id -> the version's predicted technique."""
+        packed = self.sets.get(version_id)
+        if packed is not None:
+            return packed.top_labels()
         sql = "SELECT message_id, top_label FROM predictions WHERE model_version_id = ?"
         with self.engine.connect() as conn:
             return {int(mid): str(top) for mid, top in raw_rows(conn, sql, (version_id,))}
 
     def top_label_codes(self, version_id: int, labels: Sequence[str]) -> tuple[Any, Any]:
         """(message ids, codes) of a version's predicted techniques as int64 arrays: the
-        index in `labels`, or -1 for a technique not among them. Read from the version's
-        one-row prediction set when it has one (milliseconds for 100,000 messages)."""
+        index in `labels`, or -1 for a technique not among them."""
         import numpy as np
 
-        sql = (
-            "SELECT labels, message_ids, probabilities FROM prediction_sets "
-            "WHERE model_version_id = ?"
-        )
         index = {label: i for i, label in enumerate(labels)}
+        packed = self.sets.get(version_id)
+        if packed is not None:
+            remap = np.asarray([index.get(n, -1) for n in packed.labels], dtype=np.int64)
+            return packed.message_ids.copy(), remap[packed.probabilities.argmax(axis=1)]
         with self.engine.connect() as conn:
-            found = raw_rows(conn, sql, (version_id,))
-            if found:
-                names, ids, blob = found[0]
-                names = json.loads(names) if isinstance(names, str) else list(names)
-                mids = np.frombuffer(ids, dtype="<i8").astype(np.int64)
-                proba = np.frombuffer(blob, dtype="<f4").reshape(len(mids), len(names))
-                remap = np.asarray([index.get(n, -1) for n in names], dtype=np.int64)
-                return mids, remap[proba.argmax(axis=1)]
             rows = raw_rows(
                 conn,
                 "SELECT message_id, top_label FROM predictions WHERE model_version_id = ?",
@@ -347,6 +289,20 @@ class Artifacts:
         mids = np.fromiter((mid for mid, _ in rows), dtype=np.int64, count=len(rows))
         codes = np.fromiter((index.get(t, -1) for _, t in rows), dtype=np.int64, count=len(rows))
         return mids, codes
+
+    def queue_order(self, version_id: int) -> list[int]:
+        """The messages a version scored, most uncertain first (ties by id)."""
+        packed = self.sets.get(version_id)
+        if packed is not None:
+            return packed.queue_order()
+        with self.engine.connect() as conn:
+            rows = raw_rows(
+                conn,
+                "SELECT message_id FROM predictions WHERE model_version_id = ? "
+                "ORDER BY uncertainty DESC, message_id",
+                (version_id,),
+            )
+        return [int(mid) for (mid,) in rows]
 
     # -- rounds ------------------------------------------------------------------------------
 
@@ -373,35 +329,23 @@ class Artifacts:
 
 
 def _insert_prediction_set(conn: Any, version_id: int, batch: PredictionBatch) -> None:
-    """The version's predictions again, as one row of packed arrays."""
-    import numpy as np
-
+    """The version's predictions as one row of packed arrays (store/predictions.py)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     labels = f"CAST({mark} AS JSON)" if conn.dialect.name == "postgresql" else mark
+    ids, proba = packed_arrays(batch.message_ids, batch.probabilities)
     conn.exec_driver_sql(
         "INSERT INTO prediction_sets (model_version_id, labels, count, message_ids, "
         f"probabilities) VALUES ({mark}, {labels}, {mark}, {mark}, {mark})",
-        (
-            version_id,
-            json.dumps(list(batch.labels)),
-            len(batch.message_ids),
-            np.asarray(batch.message_ids, dtype="<i8").tobytes(),
-            np.asarray(batch.probabilities, dtype="<f4").tobytes(),
-        ),
+        (version_id, json.dumps(list(batch.labels)), len(batch.message_ids), ids, proba),
     )
 
 
-def _insert_predictions(
-    conn: Any, version_id: int, predictions: PredictionBatch | Sequence[PredictionRow]
-) -> None:
-    """Bulk-insert a version's predictions: COPY on PostgreSQL, one executemany on SQLite."""
-    if isinstance(predictions, PredictionBatch):
-        rows = predictions.rows(version_id)
-    else:
-        rows = [
-            (p.message_id, version_id, json.dumps(p.probabilities), p.top_label, p.uncertainty)
-            for p in predictions
-        ]
+def _insert_predictions(conn: Any, version_id: int, predictions: Sequence[PredictionRow]) -> None:
+    """Bulk-insert per-message prediction rows: COPY on PostgreSQL, executemany on SQLite."""
+    rows = [
+        (p.message_id, version_id, json.dumps(p.probabilities), p.top_label, p.uncertainty)
+        for p in predictions
+    ]
     if not rows:
         return
     columns = "message_id, model_version_id, probabilities, top_label, uncertainty"

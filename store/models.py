@@ -135,6 +135,9 @@ class AnnotationEvent(SQLModel, table=True):
 
 
 class Prediction(SQLModel, table=True):
+    """One message's prediction by a version: how stores before schema 3 kept them (rounds
+    now write a PredictionSet instead); still read for those versions."""
+
     __tablename__ = "predictions"
     __table_args__ = (
         UniqueConstraint("model_version_id", "message_id", name="uq_prediction"),
@@ -203,10 +206,11 @@ class EmbeddingBlock(SQLModel, table=True):
 
 
 class PredictionSet(SQLModel, table=True):
-    """A model version's predictions for its whole pool in one row (store/artifacts.py):
+    """A model version's predictions for its whole pool in one row (store/predictions.py):
     message ids as little-endian int64 bytes, probabilities as a float32 (count, labels)
-    matrix, for reads of all of them at once (the stopping criterion). `predictions` keeps
-    one row per message for the queue and the suggestion on screen."""
+    matrix. What rounds write; the queue, the suggestion on screen and the stopping
+    criterion read it through a per-repository cache. `predictions` (one row per message)
+    is what stores written before schema 3 hold, and is still read for those versions."""
 
     __tablename__ = "prediction_sets"
     id: int | None = Field(default=None, primary_key=True)

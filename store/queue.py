@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from store.db import raw_rows
-
 if TYPE_CHECKING:
     from store.repository import Repository
 
@@ -58,15 +56,8 @@ def queue(repo: Repository, annotator: str, limit: int = 500) -> list[int]:
             take(mid)
     active = repo.artifacts.active()
     if active is not None and len(order) < limit:
-        with repo.engine.connect() as conn:
-            rows = raw_rows(
-                conn,
-                "SELECT message_id FROM predictions WHERE model_version_id = ? "
-                "ORDER BY uncertainty DESC, message_id",
-                (active.id,),
-            )
-        for (mid,) in rows:
-            take(int(mid))
+        for mid in repo.artifacts.queue_order(active.id):
+            take(mid)
             if len(order) >= limit:
                 break
     if len(order) < limit:
@@ -80,19 +71,12 @@ def queue(repo: Repository, annotator: str, limit: int = 500) -> list[int]:
 
 def suggestion(repo: Repository, message_id: int) -> Suggestion | None:
     """The active model's prediction for a message, else the newest older one (stale)."""
-    with repo.engine.connect() as conn:
-        rows = raw_rows(
-            conn,
-            "SELECT p.model_version_id, p.probabilities, p.top_label, v.tag, v.active "
-            "FROM predictions p JOIN model_versions v ON v.id = p.model_version_id "
-            "WHERE p.message_id = ? ORDER BY v.active DESC, v.id DESC LIMIT 1",
-            (message_id,),
-        )
-    if not rows:
-        return None
-    version_id, probabilities, top, tag, active = rows[0]
-    if isinstance(probabilities, str):
-        import json
-
-        probabilities = json.loads(probabilities)
-    return Suggestion(dict(probabilities), str(top), int(version_id), str(tag), not bool(active))
+    artifacts = repo.artifacts
+    versions = sorted(artifacts.versions(), key=lambda v: (not v.active, -v.id))
+    for version in versions:
+        row = artifacts.prediction(version.id, message_id)
+        if row is not None:
+            return Suggestion(
+                dict(row.probabilities), row.top_label, version.id, version.tag, not version.active
+            )
+    return None

@@ -18,6 +18,7 @@ from store.db import check_schema, create_schema, make_engine, raw_rows
 from store.domain import CodebookView, EventView, MessageView, TechniqueView
 from store.errors import StoreError
 from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, resolve
+from store.predictions import PredictionSets
 from store.queue import Suggestion
 from store.team import TeamPolicy, claim_next, release, release_all
 
@@ -36,6 +37,8 @@ class Repository:
         """Overlap share and claim lifetime (techne.toml [team])."""
         self._codebooks: dict[str, CodebookView] = {}
         """Codebooks read once: every saved label is checked against one."""
+        self.prediction_sets = PredictionSets(engine)
+        """Model versions' predictions as read (they never change once committed)."""
 
     @classmethod
     def open(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from store import Repository
-from store.artifacts import NewModelVersion, PredictionBatch, probability_json
+from store.artifacts import NewModelVersion, PredictionBatch, PredictionRow
 from store.io import ColumnMap, import_file
 from tests.conftest import ROOT
 
@@ -117,10 +117,8 @@ def test_vectors_cached_per_row_move_into_blocks(annomi_repo: Repository, tmp_pa
 
 def _round(repo: Repository, ids: list[int], seed: int, tag: str) -> tuple[int, np.ndarray]:
     proba = np.random.default_rng(seed).dirichlet(np.ones(len(LABELS)), size=len(ids))
-    order = np.argsort(proba, axis=1)
-    margin = proba[np.arange(len(ids)), order[:, -1]] - proba[np.arange(len(ids)), order[:, -2]]
     model = NewModelVersion("embed", "enc", "annomi", f"models/{tag}", "sum", {}, {})
-    batch = PredictionBatch(ids, proba, LABELS, order[:, -1].tolist(), (1 - margin).tolist())
+    batch = PredictionBatch(ids, proba, LABELS)
     version, _ = repo.artifacts.commit_round(model, tag, batch, "breaking-ties", 2, ids[:2], {})
     return version.id, proba
 
@@ -179,19 +177,44 @@ def test_failed_commit_leaves_nothing(
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM prediction_sets").scalar() == 1
 
 
-def test_probability_json_matches_json_dumps() -> None:
-    """The vectorised writer gives valid JSON with the values at 5 decimals; values
-    outside [0, 1] take the per-row path."""
-    rng = np.random.default_rng(0)
-    proba = rng.dirichlet(np.ones(4), size=500)
-    proba[0] = [1.0, 0.0, 0.0, 0.0]
-    labels = ["a", 'quo"te', "ünï", "d"]
-    rows = probability_json(labels, proba)
-    for row, p in zip(rows, proba, strict=True):
-        parsed = json.loads(row)
-        assert list(parsed) == labels
-        assert list(parsed.values()) == pytest.approx(p, abs=5e-6)
-    assert json.loads(probability_json(["a"], np.array([[2.5]]))[0]) == {"a": 2.5}
+def test_queue_and_suggestions_from_packed_sets(annomi_repo: Repository, tmp_path: Path) -> None:
+    """A round writes one packed row, no per-message rows. The queue after the round's
+    batch is the rest by uncertainty (1 - margin, ties by id); a message the active version
+    did not score gets the newest older version's suggestion, marked stale; a version stored
+    as per-message rows (older stores) is still read."""
+    repo = annomi_repo
+    _messages(repo, tmp_path)
+    ids = [m.id for m in repo.iter_messages(labelable_only=True)]
+    _, p1 = _round(repo, ids, 0, "v1")
+    with repo.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM predictions").scalar() == 0
+    top2 = np.sort(p1, axis=1)[:, -2:]
+    uncertainty = 1 - (top2[:, 1] - top2[:, 0])
+    expected = [ids[j] for j in sorted(range(len(ids)), key=lambda j: (-uncertainty[j], ids[j]))]
+    queue = repo.queue("ann", limit=len(ids))
+    assert queue[:2] == ids[:2]
+    assert queue[2:] == [mid for mid in expected if mid not in ids[:2]]
+    # v2 scores only half of the messages: the others keep v1's suggestion, stale
+    half = ids[: len(ids) // 2]
+    _round(repo, half, 1, "v2")
+    assert repo.suggestion(half[0]).model_tag == "v2"
+    late = repo.suggestion(ids[-1])
+    assert late is not None and late.model_tag == "v1" and late.stale
+    assert late.probabilities == pytest.approx(dict(zip(LABELS, p1[-1], strict=True)), abs=1e-5)
+    # a version whose predictions are per-message rows, as older releases wrote them
+    rows = [PredictionRow(ids[-1], {k: 0.25 for k in LABELS}, "other", 0.9)]
+    model = NewModelVersion("embed", "enc", "annomi", "models/v3", "sum", {}, {})
+    repo.artifacts.commit_round(model, "v3", rows, "random", 1, [], {})
+    old_style = repo.suggestion(ids[-1])
+    assert old_style is not None and old_style.model_tag == "v3" and not old_style.stale
+    assert old_style.probabilities == {k: 0.25 for k in LABELS}
+    assert repo.suggestion(half[0]).model_tag == "v2" and repo.suggestion(half[0]).stale
+    assert repo.artifacts.top_labels(repo.artifacts.version("v3").id) == {ids[-1]: "other"}
+
+
+def test_prediction_batch_refuses_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="2 messages and 4 labels"):
+        PredictionBatch([1, 2], np.zeros((3, 4)), LABELS)
 
 
 def test_kappa_and_breaking_ties_match_the_originals() -> None:

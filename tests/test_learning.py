@@ -117,7 +117,7 @@ def test_failed_round_leaves_active_model_and_queue(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full while writing predictions")
 
-    monkeypatch.setattr("store.artifacts._insert_predictions", broken)
+    monkeypatch.setattr("store.artifacts._insert_prediction_set", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run_round(repo, ws.models_dir, settings_for(ws))
     assert (repo.artifacts.versions(), repo.artifacts.rounds(), repo.counts()) == before
