@@ -165,6 +165,22 @@ async def test_retrain_runs_in_a_worker_and_refreshes(app: TechneApp) -> None:
         assert screen(app).suggestion.model_tag == "v2"
 
 
+async def test_maintainers_sessions_load_the_round_code_in_the_background(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A maintainer's session imports the round code once the screen is up (so the first
+    r is as fast as the next); an expert's session does not."""
+    monkeypatch.setattr("tui.app.WARM_AFTER_S", 0.01)
+    assert main(["-w", str(workspace), "annotators", "add", "lee", "--role", "maintainer"]) == 0
+    for name, warms in (("lee", True), ("dana", False)):
+        app = make_app(workspace, annotator=name)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            await app.workers.wait_for_complete()
+            assert app.learning_warmed is warms
+        app.repo.close()
+
+
 async def test_markup_and_escapes_render_literally(workspace: Path, tmp_path: Path) -> None:
     """Rich markup, ANSI escapes and control bytes in a message appear as typed characters."""
     nasty = "[bold]not bold[/] \x1b[31mred\x1b[0m \x07bell [link=http://x]y[/link]"

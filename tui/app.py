@@ -6,12 +6,17 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.worker import Worker, WorkerState
 
 from store import CodebookView, Repository, Workspace, load_workspace
 from tui.screens.annotate import AnnotateScreen
+
+WARM_ROLES = ("maintainer", "lead")
+"""Roles whose sessions load the learning code in the background: they retrain rounds.
+Experts' sessions (many on a shared server) do not pay its memory."""
+WARM_AFTER_S = 2.0
 
 
 class TechneApp(App[None]):
@@ -42,6 +47,8 @@ class TechneApp(App[None]):
         self.context_after = 1 if annotate.get("show_next", False) else 0
         self.keys: dict[str, str] = {k: str(v) for k, v in workspace.section("keys").items()}
         self.active_model = repo.artifacts.active()
+        self.learning_warmed = False
+        """Whether the round code was loaded in the background (maintainers and leads)."""
         self.latency_probe: list[float] | None = None
         """Seconds from a save key to the next message painted, when a benchmark asks."""
         repo.ensure_annotator(annotator)
@@ -58,6 +65,19 @@ class TechneApp(App[None]):
             self.push_screen(AdjudicateScreen())
         else:
             self.push_screen(AnnotateScreen(self.keys))
+        if self.repo.annotators().get(self.annotator) in WARM_ROLES:
+            self.set_timer(WARM_AFTER_S, self._warm_learning)
+
+    @work(thread=True, exit_on_error=False, group="warm", description="load the learning code")
+    def _warm_learning(self) -> None:
+        """Import the round code (scikit-learn, small-text: 1.5-2 s in a fresh process) once
+        the screen is up, so a maintainer's first retrain is as fast as the ones after it."""
+        import learning.rounds  # noqa: F401
+        from learning import small_text_core
+
+        if self.learning_settings().backend == "embed":
+            small_text_core.load()
+        self.learning_warmed = True
 
     def on_unmount(self) -> None:
         """A session that ends cleanly gives its claimed messages back at once."""
