@@ -135,6 +135,12 @@ def main(argv: list[str] | None = None) -> dict:
         "--log", default="/tmp/finetune_runs.jsonl", help='JSONL to append to; "" for none'
     )
     ap.add_argument("--progress", action="store_true", help="epoch progress on stderr")
+    ap.add_argument(
+        "--save-probs",
+        type=Path,
+        default=None,
+        help="write dev and test probabilities to DIR/seed{N}.npz (for bench/ensemble_annomi.py)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -185,6 +191,15 @@ def main(argv: list[str] | None = None) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     pred = logits.argmax(1)
+    if args.save_probs:
+        args.save_probs.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            args.save_probs / f"seed{settings.seed}.npz",
+            dev=clf.predict_proba(pick(dev)),
+            test=clf.predict_proba(pick(test)),
+            y_dev=y[dev],
+            y_test=y[test],
+        )
     per_class = f1_score(y[test], pred, labels=range(len(LABELS)), average=None, zero_division=0)
     config = {k: v for k, v in asdict(settings).items() if k != "model_path"}
     result = {
