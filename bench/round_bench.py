@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -62,9 +63,11 @@ def build_store(
     write_config(root, name="bench", codebook="annomi", db_url=None)
     if context:
         config = root / "techne.toml"
-        text = config.read_text().replace(
-            '# context_mode = "previous"', f'context_mode = "{context}"'
+        text, found = re.subn(
+            r"^# context_mode = \S+", f'context_mode = "{context}"', config.read_text(), flags=re.M
         )
+        if not found:
+            sys.exit("round_bench: the workspace template has no context_mode line to set")
         config.write_text(text)
     ws = load_workspace(root)
     repo = Repository.open(ws.db_url, create=True)

@@ -71,6 +71,7 @@ class FinetuneSettings:
     class_weights: bool = False  # small-text's 'balanced' loss weights
     pooling: str = "cls"  # cls: the model's own head | mean: mean of the message's tokens
     label_smoothing: float = 0.1  # cross-entropy label smoothing (single-label only)
+    members: int = 1  # > 1: a seed ensemble (learning/ensemble.py), probabilities averaged
 
     def __post_init__(self) -> None:
         check_context(self.context_mode, self.context_turns)
@@ -82,6 +83,8 @@ class FinetuneSettings:
             raise ValueError("max_length >= 8, epochs >= 1, batch_size >= 1 and lr > 0")
         if not 0 <= self.warmup_ratio < 1 or self.patience < 0 or self.weight_decay < 0:
             raise ValueError("0 <= warmup_ratio < 1, patience >= 0 and weight_decay >= 0")
+        if self.members < 1:
+            raise ValueError("members must be at least 1")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError("device must be auto, cpu or cuda")
 

@@ -130,7 +130,7 @@ def load_predictor(folder: Path, checksum: str | None = None, device: str = "aut
 
         classifier: Any = EmbedClassifier.load(folder / "classifier")
     else:
-        from learning.finetune import FinetuneClassifier
+        from learning.ensemble import load_finetune
 
-        classifier = FinetuneClassifier.load(folder / "classifier", device=device)
+        classifier = load_finetune(folder / "classifier", device=device)
     return Predictor(card, classifier, device)

@@ -93,7 +93,8 @@ def _train_finetune(
 ) -> tuple[Any, np.ndarray, float]:
     from learning.calibration import fit_temperature, softmax
     from learning.encoders import resolve_model_path
-    from learning.finetune import FinetuneClassifier, FinetuneSettings
+    from learning.ensemble import new_finetune
+    from learning.finetune import FinetuneSettings
 
     after = following_turns(settings.context_mode, settings.context_turns)
     inputs = pool_inputs(repo, pool, settings.context_turns, after)
@@ -110,8 +111,9 @@ def _train_finetune(
         lr=settings.lr,
         seed=settings.seed,
         device=settings.device,
+        members=settings.members,
     )
-    clf = FinetuneClassifier(pool.labels, ft, multi_label=pool.multi_label)
+    clf = new_finetune(pool.labels, ft, multi_label=pool.multi_label)
     clf.fit(
         [inputs[i] for i in fit_idx],
         pool.y[fit_idx],

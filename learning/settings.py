@@ -45,6 +45,9 @@ class LearningSettings:
     """Fine-tuning epochs (finetune backend); early stopping may end sooner."""
     lr: float = 1e-4
     """Fine-tuning peak learning rate, reached after warm-up, then decayed linearly."""
+    members: int = 1
+    """Fine-tuned models per round, seeds seed, seed+1, ...; more than one averages their
+    probabilities (a seed ensemble: each member costs a training run)."""
 
     @classmethod
     def from_workspace(cls, ws: Workspace, **overrides: Any) -> LearningSettings:
@@ -79,6 +82,8 @@ class LearningSettings:
             check_context(self.context_mode, self.context_turns)
         except ValueError as exc:
             raise WorkspaceError(f"{where}: {exc}") from exc
+        if self.members < 1:
+            raise WorkspaceError(f"{where}: members must be at least 1, got {self.members}")
         if self.max_length < 8 or self.epochs < 1 or not self.lr > 0:
             raise WorkspaceError(
                 f"{where}: max_length must be at least 8, epochs at least 1 and lr above 0"

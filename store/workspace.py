@@ -37,6 +37,7 @@ backend = "embed"               # embed (frozen encoder + linear head) | finetun
 device = "auto"                 # auto | cpu | cuda
 # context_mode = "around"       # none | previous | window | around; default: best measured
 context_turns = 2               # turns in the window (around: turns on each side)
+# members = 1                   # finetune: models per round (seeds averaged; each one trains)
 
 [learning]
 strategy = "breaking-ties"      # see `techne retrain --help`

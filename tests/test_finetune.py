@@ -361,3 +361,51 @@ def test_progress_and_bad_labels(tiny_model: str) -> None:
         FinetuneClassifier(LABELS, settings).fit(inputs, y + 5)
     with pytest.raises(ValueError, match="context_turns"):
         FinetuneSettings(context_mode="window", context_turns=0)
+
+
+def test_seed_ensemble_averages_its_members(tiny_model: str, tmp_path: Path) -> None:
+    """members=3 trains the single models of seeds s, s+1, s+2 and averages their
+    probabilities; its logits softmax back to that average; save/load gives the same; a
+    round with members=2 registers an ensemble that the predictor loads."""
+    from learning.calibration import softmax
+    from learning.ensemble import FinetuneEnsemble, load_finetune, new_finetune
+    from learning.registry import load_predictor, model_folder
+    from learning.rounds import run_round
+    from learning.settings import LearningSettings
+    from store import Repository
+    from tui.cli import build_demo
+
+    inputs, y = synthetic(30)
+    dev_inputs, dev_y = synthetic(9, seed=1)
+    base = FinetuneSettings(model_path=tiny_model, max_length=32, epochs=2, batch_size=8, seed=5)
+    ensemble = new_finetune(LABELS, replace(base, members=3))
+    assert isinstance(ensemble, FinetuneEnsemble)
+    ensemble.fit(inputs, y, dev_inputs, dev_y)
+    singles = [
+        FinetuneClassifier(LABELS, replace(base, seed=5 + i))
+        .fit(inputs, y, dev_inputs, dev_y)
+        .predict_proba(inputs)
+        for i in range(3)
+    ]
+    proba = ensemble.predict_proba(inputs)
+    np.testing.assert_allclose(proba, np.mean(singles, axis=0), atol=1e-6)
+    np.testing.assert_allclose(softmax(ensemble.predict_logits(inputs)), proba, atol=1e-5)
+    assert len(ensemble.dev_history) == 1 and 0 <= ensemble.dev_history[0] <= 1
+    ensemble.save(tmp_path / "ensemble")
+    loaded = load_finetune(tmp_path / "ensemble", "cpu")
+    assert isinstance(loaded, FinetuneEnsemble) and len(loaded.members) == 3
+    np.testing.assert_allclose(loaded.predict_proba(inputs), proba, atol=1e-6)
+
+    ws = build_demo(tmp_path / "demo", train=False)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    try:
+        settings = LearningSettings.from_workspace(
+            ws, backend="finetune", encoder=tiny_model, epochs=1, max_length=32, members=2
+        )
+        run_round(repo, ws.models_dir, settings)
+        model = repo.artifacts.active()
+        assert model is not None and model.settings["members"] == 2
+        predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum, "cpu")
+        assert isinstance(predictor.classifier, FinetuneEnsemble)
+    finally:
+        repo.close()
