@@ -55,12 +55,18 @@ def annomi_texts() -> list[str]:
 
 
 def build_store(
-    root: Path, pool: int, labels: int, dim: int, key: str, context: str | None = None
+    root: Path,
+    pool: int,
+    labels: int,
+    dim: int,
+    key: str,
+    context: str | None = None,
+    db_url: str | None = None,
 ) -> None:
     """A workspace with `pool` messages (half therapist), `labels` of them labelled, and a
     cached embedding for every message (random unit vectors: the round must not encode).
     `context` sets [model] context_mode (default: the backend's measured best)."""
-    write_config(root, name="bench", codebook="annomi", db_url=None)
+    write_config(root, name="bench", codebook="annomi", db_url=db_url)
     if context:
         config = root / "techne.toml"
         text, found = re.subn(
@@ -175,13 +181,16 @@ def main() -> None:
     parser.add_argument("--predict", type=int, default=20_000, help="messages to score (0: none)")
     parser.add_argument("--repeat", type=int, default=3, help="measurements of each kind")
     parser.add_argument("--context", help="embed context_mode (default: techne's default)")
+    parser.add_argument(
+        "--db", help="an empty PostgreSQL database URL for the store (default: SQLite file)"
+    )
     args = parser.parse_args()
     encoder = Encoder()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         root.mkdir()
         t0 = time.perf_counter()
-        build_store(root, args.pool, args.labels, encoder.dim, encoder.key, args.context)
+        build_store(root, args.pool, args.labels, encoder.dim, encoder.key, args.context, args.db)
         build_s = time.perf_counter() - t0
         context = LearningSettings.from_workspace(load_workspace(root)).context_mode
         cli: list[dict[str, Any]] = []
@@ -237,6 +246,7 @@ def main() -> None:
                 "store_messages": args.pool * 2,
                 "labels": args.labels,
                 "context_mode": context,
+                "store": "postgresql" if args.db else "sqlite",
                 "round_target_s": 2.0,
                 "round_median_s": {
                     "techne_retrain_process": median([r["process_wall_s"] for r in cli]),

@@ -56,6 +56,8 @@ class PackedPredictions:
         import numpy as np
 
         wanted = np.asarray(ids, dtype=np.int64)
+        if not len(self._sorted):
+            return np.full(len(wanted), -1, dtype=np.int64)
         at = np.searchsorted(self._sorted, wanted)
         inside = at < len(self._sorted)
         found = np.zeros(len(wanted), dtype=bool)
