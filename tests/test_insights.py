@@ -375,6 +375,10 @@ def test_insights_screen_snapshot(snap_compare, demo: Path) -> None:  # noqa: AN
         await pilot.press("c", "i")
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+        # under load one pause could catch the tables before their last layout (columns
+        # at other widths): let the layout settle
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.3)
 
     app = make_app(demo, annotator="snap")
     assert snap_compare(app, terminal_size=(120, 36), run_before=computed)
