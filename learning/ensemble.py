@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from learning.finetune import FinetuneClassifier, FinetuneSettings, Progress, _macro_f1
+from learning.finetune import (
+    FinetuneClassifier,
+    FinetuneSettings,
+    Progress,
+    _macro_f1,
+    read_saved,
+    saved_meta,
+)
 from learning.inputs import ModelInput
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -95,20 +102,13 @@ class FinetuneEnsemble:
         folder.mkdir(parents=True, exist_ok=True)
         for i, member in enumerate(self.members):
             member.save(folder / f"member-{i}")
-        meta = {
-            "settings": asdict(self.settings),
-            "labels": self.labels,
-            "multi_label": self.multi_label,
-            "members": len(self.members),
-            "dev_macro_f1": self.dev_history,
-        }
+        meta = {**saved_meta(self), "members": len(self.members)}
         (folder / ENSEMBLE_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, folder: Path, device: str = "auto") -> FinetuneEnsemble:
         folder = Path(folder)
-        meta = json.loads((folder / ENSEMBLE_FILE).read_text())
-        settings = replace(FinetuneSettings(**meta["settings"]), device=device)
+        meta, settings = read_saved(folder / ENSEMBLE_FILE, device)
         self = cls(meta["labels"], settings, multi_label=meta["multi_label"])
         self.members = [
             FinetuneClassifier.load(folder / f"member-{i}", device=device)

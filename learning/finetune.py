@@ -518,10 +518,7 @@ class FinetuneClassifier:
         self._clf.model.save_pretrained(folder)
         self._clf.tokenizer.save_pretrained(folder)
         meta = {
-            "settings": asdict(self.settings),
-            "labels": self.labels,
-            "multi_label": self.multi_label,
-            "dev_macro_f1": self.dev_history,
+            **saved_meta(self),
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
         }
@@ -529,12 +526,26 @@ class FinetuneClassifier:
 
     @classmethod
     def load(cls, folder: Path, device: str = "auto") -> FinetuneClassifier:
-        folder = Path(folder)
-        meta = json.loads((folder / SETTINGS_FILE).read_text())
-        settings = replace(FinetuneSettings(**meta["settings"]), device=device)
+        meta, settings = read_saved(Path(folder) / SETTINGS_FILE, device)
         self = cls(meta["labels"], settings, multi_label=meta["multi_label"])
         self.dev_history.extend(meta.get("dev_macro_f1", []))
         self.best_epoch, self.epochs_run = meta.get("best_epoch"), meta.get("epochs_run", 0)
         self._clf = self._new_classifier(str(folder))
         self._clf.model.eval()
         return self
+
+
+def saved_meta(model: Any) -> dict[str, Any]:
+    """What every saved fine-tuned model (or ensemble) records about itself."""
+    return {
+        "settings": asdict(model.settings),
+        "labels": model.labels,
+        "multi_label": model.multi_label,
+        "dev_macro_f1": model.dev_history,
+    }
+
+
+def read_saved(path: Path, device: str) -> tuple[dict[str, Any], FinetuneSettings]:
+    """A saved model's metadata file, and its settings moved to `device`."""
+    meta = json.loads(Path(path).read_text())
+    return meta, replace(FinetuneSettings(**meta["settings"]), device=device)
