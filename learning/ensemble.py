@@ -60,8 +60,9 @@ class FinetuneEnsemble:
         dev_y: np.ndarray | None = None,
         progress: Progress | None = None,
     ) -> FinetuneEnsemble:
-        """Train the members one after another, each with its own seed and the same dev
-        split (the first member's when none is given)."""
+        """Train the members one after another, each with its own seed, on the same dev
+        split when one is given (without one, each member holds out its own seeded 10%,
+        and the ensemble has no dev score)."""
         n = self.settings.members
         self.members = []
         for i in range(n):
