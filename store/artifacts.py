@@ -13,9 +13,7 @@ from sqlmodel import SQLModel
 from store import models as m
 from store.db import raw_rows
 from store.errors import StoreError
-from store.predictions import PackedPredictions, PredictionRow, PredictionSets, packed_arrays
-
-__all__ = ["PackedPredictions", "PredictionRow", "PredictionSets"]
+from store.predictions import PredictionRow, PredictionSets, packed_arrays
 
 if TYPE_CHECKING:
     from store.repository import Repository

@@ -46,7 +46,7 @@ class PackedPredictions:
         self.message_ids = message_ids
         self.probabilities = proba
         self._order = np.argsort(message_ids, kind="stable")
-        self._sorted = message_ids[self._order]
+        self.sorted_ids = message_ids[self._order]
 
     def __len__(self) -> int:
         return len(self.message_ids)
@@ -56,12 +56,12 @@ class PackedPredictions:
         import numpy as np
 
         wanted = np.asarray(ids, dtype=np.int64)
-        if not len(self._sorted):
+        if not len(self.sorted_ids):
             return np.full(len(wanted), -1, dtype=np.int64)
-        at = np.searchsorted(self._sorted, wanted)
-        inside = at < len(self._sorted)
+        at = np.searchsorted(self.sorted_ids, wanted)
+        inside = at < len(self.sorted_ids)
         found = np.zeros(len(wanted), dtype=bool)
-        found[inside] = self._sorted[at[inside]] == wanted[inside]
+        found[inside] = self.sorted_ids[at[inside]] == wanted[inside]
         return np.where(found, self._order[np.minimum(at, len(self._order) - 1)], -1)
 
     def uncertainty(self) -> np.ndarray:
@@ -141,13 +141,10 @@ class PredictionSets:
             proba = np.frombuffer(bytes(blob), dtype="<f4").reshape(len(mids), len(labels))
             packed = PackedPredictions(labels, mids, proba)
             self._sets[version_id] = packed
-            self._ids[version_id] = packed._sorted
+            self._ids[version_id] = packed.sorted_ids
             while len(self._sets) > KEEP_SETS:
                 self._sets.popitem(last=False)
             return packed
-
-    def has_set(self, version_id: int) -> bool:
-        return self.get(version_id) is not None
 
     def contains(self, version_id: int, message_id: int) -> bool | None:
         """Whether the version's set has the message; None when the version has no set.
@@ -174,12 +171,6 @@ class PredictionSets:
                 self._ids[version_id] = ids
         at = int(np.searchsorted(ids, message_id))
         return at < len(ids) and int(ids[at]) == message_id
-
-    def forget(self, version_id: int) -> None:
-        with self._lock:
-            self._sets.pop(version_id, None)
-            self._ids.pop(version_id, None)
-            self._absent.discard(version_id)
 
 
 def packed_arrays(message_ids: Sequence[int], probabilities: Any) -> tuple[bytes, bytes]:
