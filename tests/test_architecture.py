@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +59,47 @@ def test_source_files_stay_readable() -> None:
         if (n := len(p.read_text().splitlines())) > 600
     ]
     assert long == []
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter's contracts from pyproject.toml, run over the packages under ``root``."""
+    exe = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(exe), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+    )
+
+
+def test_import_contracts_are_kept() -> None:
+    """The layers tui -> learning -> store and the forbidden imports hold for every module."""
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "back_import", "contract"),
+    [
+        ("store/db.py", "import learning.metrics", "tui -> learning -> store"),
+        ("learning/metrics.py", "import tui.safe", "tui -> learning -> store"),
+        ("store/labels.py", "import torch", "store never imports the model stack"),
+    ],
+)
+def test_a_back_import_breaks_the_contracts(
+    tmp_path: Path, module: str, back_import: str, contract: str
+) -> None:
+    """The contracts can fail: the same tree with one import against the grain is refused."""
+    for package in ("store", "learning", "tui"):
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    target = tmp_path / module
+    target.write_text(target.read_text() + f"\n{back_import}  # deliberately against the grain\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
+    assert module.replace("/", ".").removesuffix(".py") in result.stdout
