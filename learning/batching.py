@@ -11,7 +11,7 @@ import numpy as np
 from learning.inputs import ModelInput, context_segment, context_sides
 
 if TYPE_CHECKING:
-    from learning.finetune import FinetuneSettings
+    from learning.settings import FinetuneSettings
 
 
 def encode(tokenizer: Any, inputs: Sequence[ModelInput], settings: FinetuneSettings) -> list:

@@ -18,15 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from learning.finetune import (
-    FinetuneClassifier,
-    FinetuneSettings,
-    Progress,
-    _macro_f1,
-    read_saved,
-    saved_meta,
-)
+from learning.finetune import FinetuneClassifier, Progress, read_saved, saved_meta
 from learning.inputs import ModelInput
+from learning.metrics import macro_f1_of_scores
+from learning.settings import FinetuneSettings
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -78,7 +73,7 @@ class FinetuneEnsemble:
         self.epochs_run = max(m.epochs_run for m in self.members)
         if dev_inputs is not None and dev_y is not None and len(dev_inputs):
             logits = self.predict_logits(dev_inputs)
-            self.dev_history = [_macro_f1(np.asarray(dev_y), logits, self.multi_label)]
+            self.dev_history = [macro_f1_of_scores(np.asarray(dev_y), logits, self.multi_label)]
         if progress is not None:
             progress("done", 1.0)
         return self

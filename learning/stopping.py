@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from learning.pool import Pool
-from store import Repository
+from store import Repository, agreement
 from store.artifacts import ModelVersionView
 
 KAPPA_WINDOW = 3
@@ -18,17 +18,11 @@ predictions over the last rounds reaches 0.99."""
 
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's kappa of two label-index arrays (codes >= -1), unweighted, as sklearn's
-    cohen_kappa_score computes it; 1.0 when the two agree everywhere."""
+    """Cohen's kappa of two label-code arrays (store.agreement's), 1.0 when the two models
+    agree everywhere (stopping reads full agreement as stable, even on a single class)."""
     if len(a) == 0 or bool((a == b).all()):
         return 1.0
-    a, b = a + 1, b + 1
-    k = int(max(a.max(), b.max())) + 1
-    table = np.bincount(a * k + b, minlength=k * k).reshape(k, k).astype(np.float64)
-    n = table.sum()
-    observed = np.trace(table) / n
-    expected = float(table.sum(axis=1) @ table.sum(axis=0)) / (n * n)
-    return float((observed - expected) / (1.0 - expected))
+    return agreement.cohen_kappa(a, b)
 
 
 def kappa_stats(

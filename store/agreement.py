@@ -16,19 +16,41 @@ if TYPE_CHECKING:
     from store.repository import Repository
 
 
-def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
-    """Cohen's kappa of two coders over the same items (nan when chance agreement is 1)."""
+def cohen_kappa(a: Sequence[Hashable] | Any, b: Sequence[Hashable] | Any) -> float:
+    """Cohen's kappa of two coders over the same items (nan when chance agreement is 1),
+    unweighted, as sklearn's cohen_kappa_score. Integer numpy arrays (label codes, as a
+    round compares two models' predictions) are counted without a per-item loop."""
     if len(a) != len(b):
         raise ValueError("both coders must code the same items")
     n = len(a)
     if n == 0:
         return float("nan")
-    observed = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n
-    ca, cb = Counter(a), Counter(b)
-    expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
+    if _int_array(a) and _int_array(b):
+        observed, expected = _chance_of_codes(a, b)
+    else:
+        observed = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n
+        ca, cb = Counter(a), Counter(b)
+        expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
     if expected == 1.0:
         return float("nan")
     return (observed - expected) / (1.0 - expected)
+
+
+def _int_array(values: object) -> bool:
+    dtype = getattr(values, "dtype", None)
+    return dtype is not None and dtype.kind in "iu" and getattr(values, "ndim", 0) == 1
+
+
+def _chance_of_codes(a: Any, b: Any) -> tuple[float, float]:
+    """Observed and chance agreement of two integer code arrays (codes may be negative)."""
+    import numpy as np
+
+    low = int(min(a.min(), b.min()))
+    a, b = a - low, b - low
+    k = int(max(a.max(), b.max())) + 1
+    table = np.bincount(a * k + b, minlength=k * k).reshape(k, k).astype(np.float64)
+    n = table.sum()
+    return float(np.trace(table) / n), float(table.sum(axis=1) @ table.sum(axis=0)) / (n * n)
 
 
 def krippendorff_alpha(units: Iterable[Sequence[Hashable]]) -> float:

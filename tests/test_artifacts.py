@@ -277,3 +277,19 @@ def test_token_batches_cover_every_text_once_within_limits() -> None:
         longest = max(lengths[i] for i in rows)
         assert len(rows) <= 64 and (len(rows) * longest <= 2048 or len(rows) == 1)
     assert token_batches([], 64, 2048) == []
+
+
+def test_one_kappa_for_coders_and_models() -> None:
+    """Coders' kappa (any labels) and a round's kappa (label-code arrays) are one function:
+    the array path and the per-item path agree with sklearn on the same data."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from store.agreement import cohen_kappa
+
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(-1, 5, 500), rng.integers(0, 5, 500)
+    b[:300] = a[:300]
+    names = np.array(["x", "a", "b", "c", "d", "e"])
+    want = cohen_kappa_score(a, b)
+    assert cohen_kappa(a, b) == pytest.approx(want)
+    assert cohen_kappa(list(names[a + 1]), list(names[b + 1])) == pytest.approx(want)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learning import finetune
-from learning.finetune import FinetuneClassifier, FinetuneSettings, encode, trimmed_collate
+from learning import batching, finetune
+from learning.batching import encode, trimmed_collate
+from learning.finetune import FinetuneClassifier, FinetuneSettings
 from learning.inputs import ModelInput, Turn
 
 pytestmark = pytest.mark.slow
@@ -298,7 +299,7 @@ def test_token_types_mark_the_context() -> None:
 
     ids = torch.tensor([[101, 5, 102, 6, 7, 102, 0], [101, 5, 6, 102, 0, 0, 0]])
     mask = (ids != 0).long()
-    types = finetune.segment_ids(ids, mask, sep_id=102)
+    types = batching.segment_ids(ids, mask, sep_id=102)
     assert types.tolist() == [[0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0]]
 
 
