@@ -364,6 +364,23 @@ async def test_insights_screen_from_the_stats_screen(demo: Path) -> None:
         app.repo.close()
 
 
+async def settled_layout(pilot, limit: int = 200) -> None:  # noqa: ANN001
+    """Pause until the screen's layout stops changing (the app's own state, not the clock)."""
+
+    def layout() -> list[tuple[str, object, object]]:
+        return [(repr(w), w.region, w.virtual_size) for w in pilot.app.screen.walk_children()]
+
+    await pilot.wait_for_scheduled_animations()
+    before = layout()
+    for _ in range(limit):
+        await pilot.pause()
+        now = layout()
+        if now == before:
+            return
+        before = now
+    raise AssertionError("the layout kept changing")
+
+
 @pytest.mark.slow
 def test_insights_screen_snapshot(snap_compare, demo: Path) -> None:  # noqa: ANN001
     """The demo's insights from gold labels: provenance and outcome in the header, the
@@ -374,11 +391,9 @@ def test_insights_screen_snapshot(snap_compare, demo: Path) -> None:  # noqa: AN
     async def computed(pilot) -> None:  # noqa: ANN001
         await pilot.press("c", "i")
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        # under load one pause could catch the tables before their last layout (columns
-        # at other widths): let the layout settle
-        await pilot.wait_for_scheduled_animations()
-        await pilot.pause(0.3)
+        # under load one pause could catch the tables before their last layout (columns at
+        # other widths): wait until two consecutive refreshes lay every widget out alike
+        await settled_layout(pilot)
 
     app = make_app(demo, annotator="snap")
     assert snap_compare(app, terminal_size=(120, 36), run_before=computed)
