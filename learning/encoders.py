@@ -209,9 +209,11 @@ class Encoder:
         # so a text's vector would depend on what it was batched with (cosine ~0.985 between
         # the two): int8 runs one text at a time, which measured as fast on 2 cores, and the
         # cache's promise (same text, same key, same vector) holds.
-        rows = 1 if self._session is not None and self.runtime == "onnx-int8" else self.batch_size
+        one = self._session is not None and self.runtime == "onnx-int8"
         plan = token_batches(
-            [len(i) for i in ids], rows, GPU_BATCH_TOKENS if gpu else CPU_BATCH_TOKENS
+            [len(i) for i in ids],
+            1 if one else self.batch_size,
+            GPU_BATCH_TOKENS if gpu else CPU_BATCH_TOKENS,
         )
 
         def run(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
