@@ -72,7 +72,8 @@ def build_store(
     db_url: str | None = None,
 ) -> None:
     """A workspace with `pool` messages (half therapist), `labels` of them labelled, and a
-    cached embedding for every message (random unit vectors: the round must not encode).
+    cached embedding for every message (random unit vectors: the round must not encode),
+    under the default runtime's key and torch's.
     `context` sets [model] context_mode (default: the backend's measured best)."""
     write_config(root, name="bench", codebook="annomi", db_url=db_url)
     if context:
@@ -123,6 +124,9 @@ def build_store(
     vectors = np.random.default_rng(0).normal(size=(len(ids), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     repo.artifacts.put_embedding_matrix(key, ids, vectors)
+    torch_key = Encoder(runtime="torch").key
+    if torch_key != key:  # the round's fidelity check reads torch fp32 vectors of held-out messages
+        repo.artifacts.put_embedding_matrix(torch_key, ids, vectors)
     repo.close()
 
 
@@ -182,7 +186,7 @@ def score_file(path: Path, messages: int) -> float:
     return round(len(set(chunk)) / max(len(chunk), 1), 3)
 
 
-def first_round(messages: int, labelled: int, warm_export: bool) -> dict[str, Any]:
+def first_round(messages: int, labelled: int, warm_export: bool, runtime: str) -> dict[str, Any]:
     """Import then the first `techne retrain`, each a fresh process, nothing cached."""
     with ANNOMI.open(encoding="utf-8") as fh:
         source = list(csv.DictReader(fh))
@@ -199,6 +203,10 @@ def first_round(messages: int, labelled: int, warm_export: bool) -> dict[str, An
         repo = Repository.open(load_workspace(root).db_url, create=True)
         repo.install_codebook(load_codebook_file(seeds.CODEBOOKS / "annomi.toml"))
         repo.close()
+        config = root / "techne.toml"
+        config.write_text(
+            config.read_text().replace("[model]\n", f'[model]\nruntime = "{runtime}"\n')
+        )
         data = Path(tmp) / "corpus.csv"
         with data.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
@@ -244,6 +252,7 @@ def first_round(messages: int, labelled: int, warm_export: bool) -> dict[str, An
         "messages": messages,
         "labelable": len(therapist),
         "labelled": len(chosen),
+        "runtime_setting": runtime,
         "export_cache": "warm" if warm_export else "empty (export made in the round)",
         "import_process_s": round(imported[0], 1),
         "retrain_process_s": round(retrained[0], 1),
@@ -263,6 +272,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=40_000, help="first round: messages")
     parser.add_argument("--first-labels", type=int, default=5_000, help="first round: labels")
     parser.add_argument("--warm-export", action="store_true", help="first round: keep exports")
+    parser.add_argument("--runtime", default="auto", help="first round: [model] runtime")
     parser.add_argument("--pool", type=int, default=100_000, help="labelable messages")
     parser.add_argument("--labels", type=int, default=2_000)
     parser.add_argument("--predict", type=int, default=20_000, help="messages to score (0: none)")
@@ -273,7 +283,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.first_round:
-        print(json.dumps(first_round(args.messages, args.first_labels, args.warm_export), indent=2))
+        print(
+            json.dumps(
+                first_round(args.messages, args.first_labels, args.warm_export, args.runtime),
+                indent=2,
+            )
+        )
         return
     encoder = Encoder()
     with tempfile.TemporaryDirectory() as tmp:
