@@ -11,9 +11,10 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 CPU_DEFAULT = "onnx-int8"
@@ -75,6 +76,8 @@ class OnnxSession:
 
     def run(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(rows, dim) pooled, L2-normalised sentence vectors."""
+        import numpy as np
+
         out = self.session.run(None, {"input_ids": tokens, "attention_mask": mask})[0]
         return np.asarray(out, dtype=np.float32)
 
