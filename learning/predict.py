@@ -241,6 +241,8 @@ def predict_file(
         "checksum": model_checksum,
         "chunk_rows": chunk_rows,
         "labelable": list(columns.labelable_speakers),
+        "order": columns.order,
+        "runtime": predictor.runtime_used,  # other vectors: nothing to resume
     }
     manifest_path = parts / "manifest.json"
     if parts.exists():
