@@ -1,6 +1,7 @@
 """One embed round with a big store, and bulk-prediction throughput. Prints JSON.
 
     python bench/round_bench.py [--pool 100000] [--labels 2000] [--predict 20000] [--repeat 3]
+    python bench/round_bench.py --first-round [--messages 40000] [--first-labels 5000]
 
 Targets (issue 3): a round with 2,000 labels and a 100,000-message pool, embeddings
 cached, in <= 2 s wall; `predict` >= 350 messages/s on CPU at AnnoMI message lengths.
@@ -11,6 +12,13 @@ Python process (the round call only, lazy imports included); and warm rounds aft
 the same process. Prediction runs `techne predict` in a fresh process: messages scored
 from reading the input to writing the Parquet file per second (as `predict` reports it),
 the whole command's wall, and that process's peak RSS.
+
+--first-round (issue 15): a new user's first round. `techne import` of `--messages` AnnoMI
+rows (cycled, real speakers: about half are therapist turns, the labelable ones), with
+AnnoMI's own labels on `--first-labels` therapist messages, then the first `techne retrain`
+as a process with nothing cached: every message the round needs is encoded (with the default
+runtime), and the ONNX export is made first (an empty export cache) unless --warm-export.
+Target: <= 3 minutes on the 2-core machine.
 """
 
 from __future__ import annotations
@@ -64,7 +72,8 @@ def build_store(
     db_url: str | None = None,
 ) -> None:
     """A workspace with `pool` messages (half therapist), `labels` of them labelled, and a
-    cached embedding for every message (random unit vectors: the round must not encode).
+    cached embedding for every message (random unit vectors: the round must not encode),
+    under the default runtime's key and torch's.
     `context` sets [model] context_mode (default: the backend's measured best)."""
     write_config(root, name="bench", codebook="annomi", db_url=db_url)
     if context:
@@ -115,6 +124,9 @@ def build_store(
     vectors = np.random.default_rng(0).normal(size=(len(ids), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     repo.artifacts.put_embedding_matrix(key, ids, vectors)
+    torch_key = Encoder(runtime="torch").key
+    if torch_key != key:  # the round's fidelity check reads torch fp32 vectors of held-out messages
+        repo.artifacts.put_embedding_matrix(torch_key, ids, vectors)
     repo.close()
 
 
@@ -141,11 +153,11 @@ def techne() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "tui.cli"]
 
 
-def run_child(cmd: list[str]) -> tuple[float, Any, float]:
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, Any, float]:
     """(wall seconds, JSON it printed, its peak RSS in MB) of one fresh process."""
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, cwd=ROOT)
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, cwd=ROOT, env=env)
         assert child.stdout is not None
         out = child.stdout.read()
         _, status, usage = os.wait4(child.pid, 0)
@@ -174,8 +186,93 @@ def score_file(path: Path, messages: int) -> float:
     return round(len(set(chunk)) / max(len(chunk), 1), 3)
 
 
+def first_round(messages: int, labelled: int, warm_export: bool, runtime: str) -> dict[str, Any]:
+    """Import then the first `techne retrain`, each a fresh process, nothing cached."""
+    with ANNOMI.open(encoding="utf-8") as fh:
+        source = list(csv.DictReader(fh))
+    source.sort(key=lambda r: (int(r["transcript_id"]), int(r["utterance_id"])))
+    rng = random.Random(0)
+    therapist = [
+        i for i in range(messages) if source[i % len(source)]["interlocutor"] == "therapist"
+    ]
+    chosen = set(rng.sample(therapist, min(labelled, len(therapist))))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        root.mkdir()
+        write_config(root, name="bench", codebook="annomi", db_url=None)
+        repo = Repository.open(load_workspace(root).db_url, create=True)
+        repo.install_codebook(load_codebook_file(seeds.CODEBOOKS / "annomi.toml"))
+        repo.close()
+        config = root / "techne.toml"
+        config.write_text(
+            config.read_text().replace("[model]\n", f'[model]\nruntime = "{runtime}"\n')
+        )
+        data = Path(tmp) / "corpus.csv"
+        with data.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "conversation", "turn", "speaker", "text", "label"])
+            for i in range(messages):
+                r = source[i % len(source)]
+                label = r["main_therapist_behaviour"] if i in chosen else ""
+                conv = f"{r['transcript_id']}-{i // len(source)}"
+                w.writerow(
+                    [i, conv, r["utterance_id"], r["interlocutor"], r["utterance_text"], label]
+                )
+        env = dict(os.environ)
+        if not warm_export:
+            env["TECHNE_CACHE_DIR"] = str(Path(tmp) / "cache")  # the export is made in the round
+        common = [*techne(), "-w", str(root)]
+        imported = run_child(
+            [
+                *common,
+                "import",
+                str(data),
+                "--id",
+                "id",
+                "--conversation",
+                "conversation",
+                "--order",
+                "turn",
+                "--speaker",
+                "speaker",
+                "--label",
+                "label",
+                "--annotator",
+                "annomi",
+                "--labelable-speaker",
+                "therapist",
+                "--json",
+            ],
+            env,
+        )
+        retrained = run_child([*common, "retrain", "--json"], env)
+    report = retrained[1]
+    return {
+        "benchmark": "first round",
+        "messages": messages,
+        "labelable": len(therapist),
+        "labelled": len(chosen),
+        "runtime_setting": runtime,
+        "export_cache": "warm" if warm_export else "empty (export made in the round)",
+        "import_process_s": round(imported[0], 1),
+        "retrain_process_s": round(retrained[0], 1),
+        "retrain_target_s": 180,
+        "retrain_peak_rss_mb": round(retrained[2], 1),
+        "round_stages_s": report["timings_s"],
+        "runtime_check": report["metrics"].get("runtime_check"),
+        "held_out_macro_f1": report["metrics"].get("macro_f1"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--first-round", action="store_true", help="only the first-round case")
+    parser.add_argument("--messages", type=int, default=40_000, help="first round: messages")
+    parser.add_argument("--first-labels", type=int, default=5_000, help="first round: labels")
+    parser.add_argument("--warm-export", action="store_true", help="first round: keep exports")
+    parser.add_argument("--runtime", default="auto", help="first round: [model] runtime")
     parser.add_argument("--pool", type=int, default=100_000, help="labelable messages")
     parser.add_argument("--labels", type=int, default=2_000)
     parser.add_argument("--predict", type=int, default=20_000, help="messages to score (0: none)")
@@ -185,6 +282,14 @@ def main() -> None:
         "--db", help="an empty PostgreSQL database URL for the store (default: SQLite file)"
     )
     args = parser.parse_args()
+    if args.first_round:
+        print(
+            json.dumps(
+                first_round(args.messages, args.first_labels, args.warm_export, args.runtime),
+                indent=2,
+            )
+        )
+        return
     encoder = Encoder()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"

@@ -41,6 +41,13 @@ class PredictReport:
     chunks_resumed: int
     seconds: float
     messages_per_s: float
+    """Messages scored in this run (resumed chunks left out) per second of the run."""
+    rows_scored: int = 0
+    messages_encoded: int = 0
+    """Texts the encoder ran on: each distinct text of a chunk once, the turns read as
+    context included (fine-tuned models: every scored message)."""
+    encoded_per_s: float = 0.0
+    runtime: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -72,11 +79,14 @@ def _chunks(
     until they are read, its conversation ends the file, or FOLLOWING_ROWS rows have passed.
     """
     source = open_rows(source_path, fmt)
+    file = str(source_path)
+    rows = source.rows()
+    if columns.order:
+        rows = _ordered(rows, columns, file, source.unit)
     history: OrderedDict[str, deque[Turn]] = OrderedDict()
     chunk: list[tuple[str, str, ModelInput]] = []
     waiting: deque[_Waiting] = deque()
     missing: dict[str, deque[_Waiting]] = {}  # per conversation: rows still short of turns
-    file = str(source_path)
     row = -1
 
     def ready(w: _Waiting) -> bool:
@@ -90,7 +100,7 @@ def _chunks(
                 del missing[w.conv]
         return w.mid, w.conv, replace(w.item, following=tuple(w.following))
 
-    for row, (line, values) in enumerate(source.rows()):
+    for row, (line, values) in enumerate(rows):
         if isinstance(values, InputError):
             raise values
         text = values.get(columns.text)
@@ -141,6 +151,62 @@ def _chunks(
         yield chunk
 
 
+def _ordered(
+    rows: Iterator[tuple[int, Any]], columns: ColumnMap, file: str, unit: str
+) -> Iterator[tuple[int, Any]]:
+    """Rows with each conversation's turns sorted by the --order column (ties in file
+    order). A conversation is complete when FOLLOWING_ROWS rows have passed since its last
+    row (or the file ends); a row of it after that is refused: memory stays bounded."""
+    if not columns.conversation:
+        raise InputError(file, 1, columns.order or "", "--order needs --conversation", unit)
+    waiting: OrderedDict[str, tuple[int, list[tuple[int, int, Any]]]] = OrderedDict()
+    done: set[str] = set()
+
+    def flush(conv: str) -> Iterator[tuple[int, Any]]:
+        _, turns = waiting.pop(conv)
+        done.add(conv)
+        for _, line, values in sorted(turns, key=lambda t: (t[0], t[1])):
+            yield line, values
+
+    for n, (line, values) in enumerate(rows):
+        if isinstance(values, InputError):
+            yield line, values
+            continue
+        conv = str(values.get(columns.conversation, ""))
+        if conv in done:
+            raise InputError(
+                file,
+                line,
+                columns.conversation,
+                f"conversation {conv!r} continues more than {FOLLOWING_ROWS:,} rows after its "
+                "previous turn; with --order a conversation's rows must be within that distance",
+                unit,
+            )
+        position = _turn_number(values.get(columns.order), file, line, columns.order, unit)
+        _, turns = waiting.pop(conv, (n, []))
+        turns.append((position, line, values))
+        waiting[conv] = (n, turns)
+        while waiting and n - next(iter(waiting.values()))[0] >= FOLLOWING_ROWS:
+            yield from flush(next(iter(waiting)))
+    while waiting:
+        yield from flush(next(iter(waiting)))
+
+
+def _turn_number(value: Any, file: str, line: int, column: str | None, unit: str) -> int:
+    """A turn number: an integer, or a string or float holding one ("3", "3.0")."""
+    if not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value) if isinstance(value, (str, float)) else float("nan")
+        except ValueError:
+            number = float("nan")
+        if number == number and number not in (float("inf"), float("-inf")):
+            if number.is_integer():
+                return int(number)
+    raise InputError(file, line, column or "", f"must be an integer, got {value!r}", unit)
+
+
 def predict_file(
     predictor: Predictor,
     source: Path,
@@ -175,6 +241,8 @@ def predict_file(
         "checksum": model_checksum,
         "chunk_rows": chunk_rows,
         "labelable": list(columns.labelable_speakers),
+        "order": columns.order,
+        "runtime": predictor.runtime_used,  # other vectors: nothing to resume
     }
     manifest_path = parts / "manifest.json"
     if parts.exists():
@@ -185,8 +253,9 @@ def predict_file(
     manifest_path.write_text(json.dumps(manifest))
     labels = predictor.labels
     predictor.batch_size = batch_size
-    rows = resumed = chunks = 0
+    rows = resumed = chunks = scored = 0
     total = stat.st_size
+    encoded_before = predictor.encoded
     card = predictor.card
     after = following_turns(card.context_mode, card.context_turns)
     for number, chunk in enumerate(
@@ -199,6 +268,7 @@ def predict_file(
             resumed += 1
             continue
         proba = np.asarray(predictor.predict_proba([item for _, _, item in chunk]))
+        scored += len(chunk)
         top = proba.argmax(axis=1)
         table = pa.table(
             {
@@ -217,9 +287,19 @@ def predict_file(
             progress(min(rows, total), total)
     _combine(parts, output)
     shutil.rmtree(parts)
-    seconds = time.perf_counter() - started
+    seconds = max(time.perf_counter() - started, 1e-9)
+    encoded = predictor.encoded - encoded_before
     return PredictReport(
-        str(output), rows, chunks, resumed, round(seconds, 2), round(rows / max(seconds, 1e-9), 1)
+        str(output),
+        rows,
+        chunks,
+        resumed,
+        round(seconds, 2),
+        round(scored / seconds, 1),
+        rows_scored=scored,
+        messages_encoded=encoded,
+        encoded_per_s=round(encoded / seconds, 1),
+        runtime=predictor.runtime_used,
     )
 
 

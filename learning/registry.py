@@ -33,6 +33,8 @@ class ModelCard:
     context_turns: int
     max_length: int
     temperature: float = 1.0
+    runtime: str = "torch"
+    """The encoder runtime whose vectors trained an embed model (learning/runtimes.py)."""
 
 
 def checksum_folder(folder: Path) -> str:
@@ -66,11 +68,18 @@ def model_folder(models_dir: Path, version: ModelVersionView) -> Path:
 class Predictor:
     """A loaded model version: probabilities for messages given as text with context."""
 
-    def __init__(self, card: ModelCard, classifier: Any, device: str = "auto") -> None:
+    def __init__(
+        self, card: ModelCard, classifier: Any, device: str = "auto", runtime: str = "auto"
+    ) -> None:
         self.card = card
         self.classifier = classifier
         self.device = device
+        self.runtime = runtime
+        """Encoder runtime: auto, torch, onnx or onnx-int8 (learning/fidelity.predict_runtime
+        turns auto into one for a registered version)."""
         self.batch_size = 128
+        self.encoded = 0
+        """Texts encoded so far (each distinct text of a batch once)."""
         self._encoder: Any = None
 
     @property
@@ -83,9 +92,20 @@ class Predictor:
             from learning.encoders import Encoder
 
             self._encoder = Encoder(
-                self.card.encoder, self.device, self.card.max_length, self.batch_size
+                self.card.encoder,
+                self.device,
+                self.card.max_length,
+                self.batch_size,
+                runtime=self.runtime,
             )
         return self._encoder
+
+    @property
+    def runtime_used(self) -> str:
+        """The encoder runtime that ran (torch for fine-tuned models)."""
+        if self.card.backend != "embed":
+            return "torch"
+        return str(self.encoder.runtime)
 
     def features(self, inputs: list[ModelInput]) -> np.ndarray:
         """Embed-backend features computed from text (the same as the cached ones). Each
@@ -98,6 +118,7 @@ class Predictor:
         wanted = [i.text for i in inputs] + [t for side in sides for t in side if t]
         unique = list(dict.fromkeys(wanted))
         vectors = self.encoder.encode(unique)
+        self.encoded += len(unique)
         row = {text: j for j, text in enumerate(unique)}
         own = vectors[[row[i.text] for i in inputs]]
         blocks = [own]
@@ -110,21 +131,31 @@ class Predictor:
         return np.hstack(blocks) if sides else own
 
     def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:
+        """Probabilities per technique. Embed models encode each distinct text once
+        (`encoded` counts them); fine-tuned models encode every input."""
         if self.card.backend == "embed":
             return np.asarray(self.classifier.predict_proba(self.features(inputs)))
+        self.encoded += len(inputs)
         if self.card.multi_label:
             return np.asarray(self.classifier.predict_proba(inputs))
         logits = np.asarray(self.classifier.predict_logits(inputs))
         return softmax(logits, self.card.temperature)
 
 
-def load_predictor(folder: Path, checksum: str | None = None, device: str = "auto") -> Predictor:
-    """Load a saved model, refusing one whose files no longer match the registered checksum."""
+def load_predictor(
+    folder: Path, checksum: str | None = None, device: str = "auto", runtime: str = "auto"
+) -> Predictor:
+    """Load a saved model, refusing one whose files no longer match the registered checksum.
+    `runtime` is the encoder's (auto: the one the model was trained on)."""
     if not (folder / "model.json").is_file():
         raise ModelError(f"{folder}: no saved model here (model.json missing)")
     if checksum and checksum_folder(folder) != checksum:
         raise ModelError(f"{folder}: files do not match the registered checksum; not loading")
     card = ModelCard(**json.loads((folder / "model.json").read_text()))
+    if runtime == "auto" and card.backend == "embed":
+        from learning.fidelity import predict_runtime
+
+        runtime = predict_runtime(runtime, device, card.runtime, None)
     if card.backend == "embed":
         from learning.classifiers import EmbedClassifier
 
@@ -133,4 +164,4 @@ def load_predictor(folder: Path, checksum: str | None = None, device: str = "aut
         from learning.ensemble import load_finetune
 
         classifier = load_finetune(folder / "classifier", device=device)
-    return Predictor(card, classifier, device)
+    return Predictor(card, classifier, device, runtime)

@@ -16,6 +16,7 @@ from learning import small_text_core
 from learning.classifiers import EmbedClassifier
 from learning.encoders import Encoder
 from learning.features import embed_features
+from learning.fidelity import choose_runtime, record_check
 from learning.inputs import ModelInput, Turn, following_turns
 from learning.metrics import evaluate, evaluate_multilabel
 from learning.pool import Pool, held_out
@@ -156,8 +157,10 @@ def run_round(
     parent = repo.artifacts.active()
     lap("load")
     embeddings = None
+    runtime = "torch"
     if settings.backend == "embed":
-        encoder = Encoder(settings.encoder, settings.device, settings.max_length)
+        runtime, _ = choose_runtime(settings.runtime, settings.device, repo.artifacts.versions())
+        encoder = Encoder(settings.encoder, settings.device, settings.max_length, runtime=runtime)
         x = embed_features(
             repo,
             encoder,
@@ -178,7 +181,7 @@ def run_round(
         proba = clf.predict_proba(x)
         temperature = getattr(clf, "temperature", 1.0)
         embeddings = x[:, : encoder.dim]
-        encoder_name = encoder.name
+        encoder_name, runtime = encoder.name, encoder.runtime
     else:
         clf, proba, temperature = _train_finetune(repo, pool, train, settings, progress)
         encoder_name = settings.encoder
@@ -200,6 +203,10 @@ def run_round(
         label_counts={label: int(counts[i]) for i, label in enumerate(pool.labels)},
         temperature=float(temperature),
     )
+    if settings.backend == "embed":
+        metrics.update(
+            record_check(repo, encoder, clf, pool, evaluation, settings.context_mode, metrics)
+        )
     stats = kappa_stats(repo, pool, proba, parent)
     metrics.update(stats)
     lap("evaluate")
@@ -239,6 +246,7 @@ def run_round(
         context_turns=settings.context_turns,
         max_length=settings.max_length,
         temperature=float(temperature),
+        runtime=runtime,
     )
     try:
         checksum = save_model(folder, clf, card)

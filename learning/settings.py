@@ -25,6 +25,9 @@ class LearningSettings:
     """Bundled model name, a local Hugging Face folder, or a hub id when online."""
     backend: str = "embed"
     device: str = "auto"
+    runtime: str = "auto"
+    """Encoder runtime: auto | torch | onnx | onnx-int8 (learning/runtimes.py); auto is torch
+    on CUDA and the measured CPU default elsewhere."""
     context_mode: str = ""
     """How the model sees context: none | previous | window | around (learning.inputs);
     empty means the backend's measured default (BEST_CONTEXT). The embed backend reads
@@ -82,6 +85,12 @@ class LearningSettings:
             check_context(self.context_mode, self.context_turns)
         except ValueError as exc:
             raise WorkspaceError(f"{where}: {exc}") from exc
+        from learning.runtimes import RUNTIMES
+
+        if self.runtime not in RUNTIMES:
+            raise WorkspaceError(
+                f"{where}: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}"
+            )
         if self.members < 1:
             raise WorkspaceError(f"{where}: members must be at least 1, got {self.members}")
         if self.max_length < 8 or self.epochs < 1 or not self.lr > 0:

@@ -35,6 +35,7 @@ max_text_chars = 100000         # longest message accepted, in characters
 encoder = "all-MiniLM-L6-v2"    # bundled offline; or a local Hugging Face model folder
 backend = "embed"               # embed (frozen encoder + linear head) | finetune
 device = "auto"                 # auto | cpu | cuda
+# runtime = "auto"              # auto | torch | onnx | onnx-int8 (auto: torch on CUDA)
 # context_mode = "around"       # none | previous | window | around; default: best measured
 context_turns = 2               # turns in the window (around: turns on each side)
 # members = 1                   # finetune: models per round (seeds averaged; each one trains)

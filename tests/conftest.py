@@ -36,9 +36,24 @@ ANNOMI_ARGS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache folder per test session for the encoder's ONNX exports (learning/
+    onnx_export.py): the bundled MiniLM is exported at most once per session, and never
+    into the developer's own cache (set before module-scoped fixtures run, too)."""
+    path = tmp_path_factory.mktemp("techne-cache")
+    before = os.environ.get("TECHNE_CACHE_DIR")
+    os.environ["TECHNE_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("TECHNE_CACHE_DIR", None)
+    else:
+        os.environ["TECHNE_CACHE_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep a developer's own workspace, database and home out of every test."""
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_cache: Path) -> None:
+    """Keep a developer's own workspace, database, home and caches out of every test."""
     for var in ("TECHNE_WORKSPACE", "TECHNE_DB_URL"):
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "home"
@@ -46,6 +61,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("TECHNE_CACHE_DIR", str(onnx_cache))
 
 
 @pytest.fixture(scope="session")

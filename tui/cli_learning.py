@@ -124,7 +124,8 @@ def models_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
 def models_show(
     ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Version id or tag.")]
 ) -> None:
-    """Settings, metrics and per-technique scores of one model version (JSON).
+    """Settings, metrics and per-technique scores of one model version (JSON), and how
+    its encoder runtime compared with torch fp32 on the held-out set (runtime_note).
 
     Example:
 
@@ -135,7 +136,12 @@ def models_show(
         version = repo.artifacts.version(ref)
     finally:
         repo.close()
-    out.print_json(json.dumps(version.__dict__))
+    from learning.fidelity import note
+
+    shown = dict(version.__dict__)
+    if (line := note(version)) is not None:
+        shown["runtime_note"] = line  # e.g. a runtime that is no longer used by default
+    out.print_json(json.dumps(shown))
 
 
 @models_app.command("activate")
@@ -174,9 +180,16 @@ def predict_cmd(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Messages per model batch.")] = 256,
     device: opt.Device = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="Encoder runtime: auto | torch | onnx | onnx-int8 (default: techne.toml)."
+        ),
+    ] = None,
     text: opt.Text = "text",
     speaker: opt.Speaker = None,
     conversation: opt.Conversation = None,
+    order: opt.Order = None,
     id: opt.Id = None,  # noqa: A002
     labelable_speaker: opt.LabelableSpeaker = None,
     fmt: opt.InputFormat = None,
@@ -184,12 +197,15 @@ def predict_cmd(
 ) -> None:
     """Score every message of a file of any size with a model: probabilities per technique
     and the top label, streamed in chunks. An interrupted run resumes where it stopped.
+    With --order, each conversation's turns are put in that column's order first (a
+    conversation's rows must lie within 10,000 rows of each other).
 
     Example:
 
         techne predict all_messages.csv scores.parquet --text body --conversation thread
-        --speaker role --labelable-speaker therapist
+        --order turn --speaker role --labelable-speaker therapist
     """
+    from learning.fidelity import predict_runtime
     from learning.predict import predict_file
     from learning.registry import load_predictor, model_folder
 
@@ -202,13 +218,18 @@ def predict_cmd(
             raise ModelError("no active model: run `techne retrain` first")
     finally:
         repo.close()
+    settings = _settings(ws, device=device, runtime=runtime)
     predictor = load_predictor(
-        model_folder(ws.models_dir, version), version.checksum, device or _settings(ws).device
+        model_folder(ws.models_dir, version), version.checksum, settings.device, "torch"
+    )
+    predictor.runtime = predict_runtime(
+        settings.runtime, settings.device, predictor.card.runtime, version
     )
     columns = column_map(
         text=text,
         speaker=speaker,
         conversation=conversation,
+        order=order,
         id=id,
         labelable_speaker=labelable_speaker,
     )
@@ -228,9 +249,10 @@ def predict_cmd(
         out.print_json(json.dumps(report.as_dict()))
     else:
         out.print(
-            f"Scored {report.rows:,} messages with {version.tag} into {report.output} "
-            f"({report.messages_per_s:,.0f} messages/s; {report.chunks_resumed} of "
-            f"{report.chunks} chunks resumed).",
+            f"Scored {report.rows:,} messages with {version.tag} into {report.output}: "
+            f"{report.messages_per_s:,.0f} messages/s scored, {report.encoded_per_s:,.0f}/s "
+            f"encoded ({report.messages_encoded:,} texts with context, {report.runtime}); "
+            f"{report.chunks_resumed} of {report.chunks} chunks resumed.",
             markup=False,
         )
 
