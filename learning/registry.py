@@ -110,7 +110,7 @@ class Predictor:
         return np.hstack(blocks) if sides else own
 
     def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:
-        if self.card.backend == "embed":
+        if self.card.backend in ("embed", "zeroshot"):
             return np.asarray(self.classifier.predict_proba(self.features(inputs)))
         if self.card.multi_label:
             return np.asarray(self.classifier.predict_proba(inputs))
@@ -129,6 +129,10 @@ def load_predictor(folder: Path, checksum: str | None = None, device: str = "aut
         from learning.classifiers import EmbedClassifier
 
         classifier: Any = EmbedClassifier.load(folder / "classifier")
+    elif card.backend == "zeroshot":
+        from learning.zero_shot import CodebookClassifier
+
+        classifier = CodebookClassifier.load(folder / "classifier")
     else:
         from learning.ensemble import load_finetune
 
