@@ -141,7 +141,11 @@ def codebook_round(
     clf = CodebookClassifier(pool.labels, prototypes(book, encoder))
     proba = clf.predict_proba(x)
     train, evaluation = pool.train_indices, pool.eval_indices
-    metrics: dict[str, Any] = evaluate(pool.y[evaluation], proba[evaluation], pool.labels)
+    metrics: dict[str, Any] = (
+        evaluate(pool.y[evaluation], proba[evaluation], pool.labels)
+        if len(evaluation)
+        else {"n": 0, "macro_f1": None}
+    )
     metrics.update(
         train_size=0,
         eval_size=int(len(evaluation)),
