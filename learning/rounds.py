@@ -24,7 +24,7 @@ from learning.pool import Pool, held_out
 from learning.registry import ModelCard, save_model
 from learning.settings import LearningSettings
 from learning.stopping import kappa_stats
-from learning.strategies import select
+from learning.subsample import select_subsampled
 from store import Repository, TechneError
 from store.artifacts import ModelVersionView, NewModelVersion, PredictionBatch, RoundView
 
@@ -193,11 +193,12 @@ def next_batch(
     settings: LearningSettings,
     embeddings: np.ndarray | None,
 ) -> tuple[list[int], list[int]]:
-    """Message ids to queue: the strategy's batch from the candidates, then a few random
-    ones from held-out conversations (for unbiased metrics); and those held-out ids."""
+    """Message ids to queue: the strategy's batch from the candidates (an AnchorAL-style
+    subsample of them in a large pool: learning.subsample), then a few random ones from
+    held-out conversations (for unbiased metrics); and those held-out ids."""
     rounds_so_far = len(repo.artifacts.rounds())
     y_train = pool.y[train] if not pool.multi_label else pool.y[train].argmax(axis=1)
-    chosen = select(
+    chosen = select_subsampled(
         settings.strategy,
         proba,
         pool.candidate_indices,
