@@ -19,15 +19,6 @@ BASELINE = "random"
 """Every strategy is judged against random sampling with the same learner."""
 
 
-def _embed_learner(labels: list[str], seed: int) -> Any:
-    return EmbedClassifier(labels, calibrate=False, seed=seed)
-
-
-LEARNERS: dict[str, Callable[[list[str], int], Any]] = {"embed": _embed_learner}
-"""Round learners by name: a factory (labels, seed) -> object with fit(x, y) and
-predict_proba(x), on the simulation's features."""
-
-
 @dataclass(frozen=True)
 class SimulationData:
     """Features and labels of labelled messages, with their conversations (for grouping)."""
@@ -37,6 +28,22 @@ class SimulationData:
     groups: np.ndarray
     labels: list[str]
     embeddings: np.ndarray | None = None
+    texts: list[str] | None = None
+    """The messages' texts, row for row (for learners that need more than vectors)."""
+
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+"""A fitted learner: probabilities (rows, techniques) for rows of the simulation's data."""
+
+
+def _embed_learner(data: SimulationData, train: np.ndarray, seed: int) -> Scorer:
+    clf = EmbedClassifier(data.labels, calibrate=False, seed=seed).fit(data.x[train], data.y[train])
+    return lambda rows: np.asarray(clf.predict_proba(data.x[rows]))
+
+
+LEARNERS: dict[str, Callable[[SimulationData, np.ndarray, int], Scorer]] = {"embed": _embed_learner}
+"""Round learners by name: fit(data, training rows, seed) -> a scorer of rows. A learner
+that needs more than the vectors (n-gram counts, say) reads `data.texts`."""
 
 
 def grouped_split(
@@ -53,8 +60,8 @@ def grouped_split(
 def _fit_eval(
     data: SimulationData, train: np.ndarray, test: np.ndarray, seed: int, learner: str = "embed"
 ) -> float:
-    clf = LEARNERS[learner](data.labels, seed).fit(data.x[train], data.y[train])
-    return float(evaluate(data.y[test], clf.predict_proba(data.x[test]), data.labels)["macro_f1"])
+    score = LEARNERS[learner](data, train, seed)
+    return float(evaluate(data.y[test], score(test), data.labels)["macro_f1"])
 
 
 def curve(
@@ -85,10 +92,10 @@ def curve(
                 rest = np.setdiff1d(train_pool, known)
                 labelled.extend(rng.choice(rest, size=min(step, len(rest)), replace=False).tolist())
                 continue
-            clf = make(data.labels, seed).fit(data.x[known], data.y[known])
+            score = make(data, known, seed)
             candidates = np.setdiff1d(train_pool, known)
             proba = np.zeros((len(data.y), len(data.labels)))
-            proba[candidates] = clf.predict_proba(data.x[candidates])
+            proba[candidates] = score(candidates)
             n = min(step, budget - len(labelled))
             labelled.extend(
                 select(

@@ -139,10 +139,12 @@ def _print_result(result: dict[str, Any]) -> None:
     )
     out.print(plot(result, colour=terminal), markup=False, highlight=False)
     target = result.get("target")
+    largest = result["budgets"][-1]
+    reference = result["strategies"][result["baseline"]]["random_at_largest"]
     out.print(
-        f"macro-F1 by labels (mean ± sd over {len(result['seeds'])} seeds); random reaches "
-        "its largest-budget score with 'labels to random' labels, 'saving' is the share of "
-        "that budget a strategy saves",
+        f"macro-F1 by labels (mean ± sd over {len(result['seeds'])} seeds). Labels to random: "
+        f"the labels a strategy needs to reach random's {reference:.3f} at {largest} labels; "
+        f"saving: the share of those {largest} labels it saves.",
         markup=False,
     )
     table = Table()
@@ -307,10 +309,13 @@ def _simulation_data(repo: Any, settings: Any, context: str | None) -> Any:
             progress,
             next_ids=pool.next_ids[keep],
         )
+    ids = pool.message_ids[keep].tolist()
+    texts = repo.message_texts(ids)
     return SimulationData(
         x=x,
         y=pool.y[keep],
         groups=np.asarray([pool.conversations[i] for i in keep]),
         labels=pool.labels,
         embeddings=x[:, : encoder.dim],
+        texts=[texts[i] for i in ids],
     )
