@@ -39,7 +39,10 @@ def retrain_cmd(
     register a new active model version, refresh suggestions and queue the next batch.
 
     Strategies: breaking-ties (default), least-confidence, prediction-entropy, random,
-    embedding-kmeans, class-balanced, contrastive. A failed round changes nothing.
+    embedding-kmeans, class-balanced, contrastive (an unknown name lists the known ones
+    before anything runs). A failed round changes nothing. With no model and too few
+    labels to train, the codebook's examples give a zero-shot model, v0. With no new label
+    since the active model, nothing is registered (exit 0, "Nothing to retrain").
 
     Examples:
 
