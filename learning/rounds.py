@@ -169,7 +169,7 @@ def labels_digest(pool: Pool) -> str:
     """sha256 of every gold label of the pool (message id and label), train and held out:
     equal digests mean no label was added, removed or corrected in between."""
     rows = np.flatnonzero(pool.labelled)
-    digest = hashlib.sha256(np.ascontiguousarray(pool.message_ids[rows], dtype=np.int64))
+    digest = hashlib.sha256(np.ascontiguousarray(pool.message_ids[rows], dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(pool.y[rows], dtype=np.int64).tobytes())
     return digest.hexdigest()
 
