@@ -12,6 +12,13 @@ stage runs (learning.subsample.select_subsampled: the AnchorAL-style subsample, 
 strategy on it); "warm" is the median of the repeats after a first, untimed call in the
 same process (imports and small-text loaded). The same choice without subsampling is timed
 once for the strategies that finish in reasonable time, for the ratio.
+
+Measured 2026-12-01 (2 shared CPU cores, load average 2.3; median of 3 warm calls): the
+subsample (3,000 of 998,000 candidates) 0.21 s; breaking-ties 0.22 s (0.09 s on the whole
+pool without subsampling), least-confidence 0.25, random 0.19, class-balanced 0.24,
+embedding-kmeans 0.56, contrastive 0.49, prediction-entropy 0.87 (small-text scores its
+entropy row by row). Under a load average of 8 the slowest (contrastive) took 9.8 s wall
+and 3.8 CPU-seconds, which is why the subsample is 3,000 and not 10,000.
 """
 
 from __future__ import annotations
