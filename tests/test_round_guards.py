@@ -252,3 +252,28 @@ def test_first_retrain_without_labels_registers_codebook_model_v0(
         assert repo.artifacts.next_tag() == "v1"
     finally:
         repo.close()
+
+
+@pytest.mark.slow
+async def test_app_retrain_without_labels_shows_codebook_suggestions(tmp_path: Path) -> None:
+    """In the app, r on a workspace with no labels and no model registers v0, and the
+    message on screen shows v0's suggestion without moving on."""
+    from tui.app import make_app
+    from tui.screens.annotate import AnnotateScreen
+
+    ws = unlabelled_workspace(tmp_path / "w")
+    app = make_app(ws.root, annotator="dana")
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, AnnotateScreen) and screen.suggestion is None
+            current = screen.current
+            await pilot.press("r")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.repo.artifacts.active().tag == "v0"
+            assert screen.current is not None and current is not None
+            assert screen.current.id == current.id
+            assert screen.suggestion is not None and screen.suggestion.model_tag == "v0"
+    finally:
+        app.repo.close()
