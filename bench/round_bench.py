@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import json
 import os
 import platform
@@ -130,22 +131,50 @@ def build_store(
     repo.close()
 
 
-IN_PROCESS = """
+def add_label(repo: Repository, label: str) -> None:
+    """One new gold label (the first queued message, or any unlabelled one before the first
+    round): a round with no new label since the active model registers nothing."""
+    repo.ensure_annotator("bench")
+    latest = repo.artifacts.latest_round()
+    labelled = set(repo.gold())
+    queued = [m for m in (latest.queried_message_ids if latest else []) if m not in labelled]
+    if not queued:
+        queued = [m.id for m in repo.iter_messages(labelable_only=True) if m.id not in labelled]
+    repo.add_event(queued[0], "bench", "label", [label], source="bench")
+
+
+IN_PROCESS = (
+    """
 import json, sys, time
 from pathlib import Path
 from learning.rounds import run_round
 from learning.settings import LearningSettings
 from store import Repository, load_workspace
+"""
+    + inspect.getsource(add_label)
+    + """
 ws = load_workspace(Path(sys.argv[1]))
 repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
 settings = LearningSettings.from_workspace(ws)
 rounds = []
 for _ in range(int(sys.argv[2])):
+    add_label(repo, "reflection")  # untimed
     started = time.perf_counter()
     result = run_round(repo, ws.models_dir, settings)
     rounds.append({"wall_s": round(time.perf_counter() - started, 3), "stages_s": result.timings})
 print(json.dumps(rounds))
 """
+)
+
+
+def label_workspace(root: Path) -> None:
+    """One new gold label in the workspace, before a `techne retrain` child."""
+    ws = load_workspace(root)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    try:
+        add_label(repo, LABELS[0])
+    finally:
+        repo.close()
 
 
 def techne() -> list[str]:
@@ -300,6 +329,7 @@ def main() -> None:
         context = LearningSettings.from_workspace(load_workspace(root)).context_mode
         cli: list[dict[str, Any]] = []
         for _ in range(args.repeat):
+            label_workspace(root)
             wall, report, rss = run_child([*techne(), "-w", str(root), "retrain", "--json"])
             round_s = round(sum(report["timings_s"].values()), 3)
             cli.append({"process_wall_s": round(wall, 3), "round_s": round_s, "peak_rss_mb": rss})

@@ -133,7 +133,7 @@ class Predictor:
     def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:
         """Probabilities per technique. Embed models encode each distinct text once
         (`encoded` counts them); fine-tuned models encode every input."""
-        if self.card.backend == "embed":
+        if self.card.backend in ("embed", "zeroshot"):
             return np.asarray(self.classifier.predict_proba(self.features(inputs)))
         self.encoded += len(inputs)
         if self.card.multi_label:
@@ -160,6 +160,10 @@ def load_predictor(
         from learning.classifiers import EmbedClassifier
 
         classifier: Any = EmbedClassifier.load(folder / "classifier")
+    elif card.backend == "zeroshot":
+        from learning.zero_shot import CodebookClassifier
+
+        classifier = CodebookClassifier.load(folder / "classifier")
     else:
         from learning.ensemble import load_finetune
 

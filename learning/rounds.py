@@ -3,6 +3,7 @@ pool -> next batch. Either the whole round lands in the store, or nothing of it 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from learning import small_text_core
+from learning.choices import check_strategy
 from learning.classifiers import EmbedClassifier
 from learning.encoders import Encoder
 from learning.features import embed_features
@@ -23,7 +25,7 @@ from learning.pool import Pool, held_out
 from learning.registry import ModelCard, save_model
 from learning.settings import LearningSettings
 from learning.stopping import kappa_stats
-from learning.strategies import select
+from learning.subsample import select_subsampled
 from store import Repository, TechneError
 from store.artifacts import ModelVersionView, NewModelVersion, PredictionBatch, RoundView
 
@@ -32,8 +34,40 @@ MIN_LABELS = 8
 ProgressFn = Callable[[str, float], None]
 
 
+MODEL_SETTINGS = (
+    "backend",
+    "encoder",
+    "context_mode",
+    "context_turns",
+    "max_length",
+    "calibrate",
+    "epochs",
+    "lr",
+    "members",
+    "eval_share",
+    "seed",
+)
+"""Settings that change the model a round trains (not the strategy, batch or device): with
+the same labels and these unchanged, a new round would only repeat the active version."""
+
+
 class RoundError(TechneError):
     """A round that could not run; the store and the active model are unchanged."""
+
+
+class NoNewLabels(RoundError):
+    """No gold label was added or changed since the active model version was trained (and
+    its settings are the same): no new version is registered, nothing is written. `active`
+    is the tag of the model that stays active; callers show the message as a notice, not
+    as a failure."""
+
+    def __init__(self, active: str, labels: int) -> None:
+        self.active = active
+        self.labels = labels
+        super().__init__(
+            f"no new labels since model {active} (trained on {labels} labels): "
+            "no new model version; label more messages, then retrain"
+        )
 
 
 @dataclass
@@ -132,13 +166,106 @@ def _train_finetune(
     return clf, softmax(np.asarray(clf.predict_logits(inputs)), temperature), temperature
 
 
+def labels_digest(pool: Pool) -> str:
+    """sha256 of every gold label of the pool (message id and label), train and held out:
+    equal digests mean no label was added, removed or corrected in between."""
+    rows = np.flatnonzero(pool.labelled)
+    digest = hashlib.sha256(np.ascontiguousarray(pool.message_ids[rows], dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(pool.y[rows], dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _check_new_labels(
+    parent: ModelVersionView | None, digest: str, settings: LearningSettings
+) -> None:
+    """NoNewLabels when the active version saw exactly these labels with these settings."""
+    if parent is None or parent.metrics.get("labels_digest") != digest:
+        return
+    same = all(parent.settings.get(k) == getattr(settings, k) for k in MODEL_SETTINGS)
+    if same:
+        raise NoNewLabels(parent.tag, int(parent.metrics.get("train_size", 0)))
+
+
+def next_batch(
+    repo: Repository,
+    pool: Pool,
+    proba: np.ndarray,
+    train: np.ndarray,
+    settings: LearningSettings,
+    embeddings: np.ndarray | None,
+) -> tuple[list[int], list[int]]:
+    """Message ids to queue: the strategy's batch from the candidates (an AnchorAL-style
+    subsample of them in a large pool: learning.subsample), then a few random ones from
+    held-out conversations (for unbiased metrics); and those held-out ids."""
+    rounds_so_far = len(repo.artifacts.rounds())
+    y_train = pool.y[train] if not pool.multi_label else pool.y[train].argmax(axis=1)
+    chosen = select_subsampled(
+        settings.strategy,
+        proba,
+        pool.candidate_indices,
+        train,
+        y_train,
+        settings.batch_size,
+        embeddings=embeddings,
+        seed=settings.seed + rounds_so_far,
+    )
+    rng = np.random.default_rng(settings.seed + 7919 * (rounds_so_far + 1))
+    eval_pool = pool.eval_candidate_indices
+    eval_picks = (
+        rng.choice(
+            eval_pool, size=min(settings.eval_queries, len(eval_pool)), replace=False
+        ).tolist()
+        if len(eval_pool)
+        else []
+    )
+    eval_ids = [int(pool.message_ids[i]) for i in eval_picks]
+    return [int(pool.message_ids[i]) for i in chosen] + eval_ids, eval_ids
+
+
+def register(
+    repo: Repository,
+    models_dir: Path,
+    tag: str,
+    clf: Any,
+    card: ModelCard,
+    version: NewModelVersion,
+    predictions: PredictionBatch,
+    settings: LearningSettings,
+    queried: list[int],
+    stats: dict[str, Any],
+) -> tuple[ModelVersionView, RoundView]:
+    """Save the weights under models_dir/tag and commit version, predictions and queue at
+    once; on any failure the folder is removed and the store is unchanged."""
+    folder = models_dir / tag
+    try:
+        checksum = save_model(folder, clf, card)
+        return repo.artifacts.commit_round(
+            replace(version, path=str(folder.relative_to(models_dir.parent)), checksum=checksum),
+            tag,
+            predictions,
+            settings.strategy,
+            settings.batch_size,
+            queried,
+            stats,
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def run_round(
     repo: Repository,
     models_dir: Path,
     settings: LearningSettings,
     progress: ProgressFn | None = None,
 ) -> RoundResult:
-    """Run one retrain round and commit it (new active model, predictions, queue)."""
+    """Run one retrain round and commit it (new active model, predictions, queue).
+
+    Raises NoNewLabels (a RoundError) when no gold label changed since the active version
+    was trained. A workspace with no model version at all and too few labels to train gets
+    the codebook's zero-shot model, v0 (learning.zero_shot), instead of an error."""
+    check_strategy(settings.strategy)  # before any loading, training or encoding
+    settings.validate()
     if settings.backend == "embed":
         small_text_core.prefetch()  # scikit-learn loads while the store is read
     timings: dict[str, float] = {}
@@ -150,11 +277,19 @@ def run_round(
         timings[name] = round(now - clock, 3)
         clock = now
 
-    settings.validate()
     book = repo.codebook()
     pool = Pool.build(repo, book, seed=settings.seed, eval_share=settings.eval_share)
-    train = _check_trainable(pool)
+    try:
+        train = _check_trainable(pool)
+    except RoundError:
+        from learning.zero_shot import can_start_from_codebook, codebook_round
+
+        if can_start_from_codebook(repo, pool):
+            return codebook_round(repo, models_dir, settings, pool, book, progress)
+        raise
     parent = repo.artifacts.active()
+    digest = labels_digest(pool)
+    _check_new_labels(parent, digest, settings)
     lap("load")
     embeddings = None
     runtime = "torch"
@@ -202,6 +337,7 @@ def run_round(
         eval_size=int(len(evaluation)),
         label_counts={label: int(counts[i]) for i, label in enumerate(pool.labels)},
         temperature=float(temperature),
+        labels_digest=digest,
     )
     if settings.backend == "embed":
         metrics.update(
@@ -210,33 +346,9 @@ def run_round(
     stats = kappa_stats(repo, pool, proba, parent)
     metrics.update(stats)
     lap("evaluate")
-    rounds_so_far = len(repo.artifacts.rounds())
-    y_train = pool.y[train] if not pool.multi_label else pool.y[train].argmax(axis=1)
-    chosen = select(
-        settings.strategy,
-        proba,
-        pool.candidate_indices,
-        train,
-        y_train,
-        settings.batch_size,
-        embeddings=embeddings,
-        seed=settings.seed + rounds_so_far,
-    )
-    rng = np.random.default_rng(settings.seed + 7919 * (rounds_so_far + 1))
-    eval_pool = pool.eval_candidate_indices
-    eval_picks = (
-        rng.choice(
-            eval_pool, size=min(settings.eval_queries, len(eval_pool)), replace=False
-        ).tolist()
-        if len(eval_pool)
-        else []
-    )
-    queried = [int(pool.message_ids[i]) for i in chosen] + [
-        int(pool.message_ids[i]) for i in eval_picks
-    ]
+    queried, eval_ids = next_batch(repo, pool, proba, train, settings, embeddings)
     lap("query")
     tag = repo.artifacts.next_tag()
-    folder = models_dir / tag
     card = ModelCard(
         backend=settings.backend,
         labels=pool.labels,
@@ -248,35 +360,32 @@ def run_round(
         temperature=float(temperature),
         runtime=runtime,
     )
-    try:
-        checksum = save_model(folder, clf, card)
-        lap("save")
-        model, round_view = repo.artifacts.commit_round(
-            NewModelVersion(
-                backend=settings.backend,
-                encoder=encoder_name,
-                codebook_key=book.key,
-                path=str(folder.relative_to(models_dir.parent)),
-                checksum=checksum,
-                settings={**settings.__dict__},
-                metrics=metrics,
-                parent_id=parent.id if parent else None,
-            ),
-            tag,
-            PredictionBatch(pool.message_ids, proba, pool.labels),
-            settings.strategy,
-            settings.batch_size,
-            queried,
-            {
-                **stats,
-                "eval_queried": [int(pool.message_ids[i]) for i in eval_picks],
-                "macro_f1": metrics.get("macro_f1"),
-                "train_size": int(len(train)),
-                "eval_size": int(len(evaluation)),
-            },
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    lap("commit")
+    model, round_view = register(
+        repo,
+        models_dir,
+        tag,
+        clf,
+        card,
+        NewModelVersion(
+            backend=settings.backend,
+            encoder=encoder_name,
+            codebook_key=book.key,
+            path="",
+            checksum="",
+            settings={**settings.__dict__},
+            metrics=metrics,
+            parent_id=parent.id if parent else None,
+        ),
+        PredictionBatch(pool.message_ids, proba, pool.labels),
+        settings,
+        queried,
+        {
+            **stats,
+            "eval_queried": eval_ids,
+            "macro_f1": metrics.get("macro_f1"),
+            "train_size": int(len(train)),
+            "eval_size": int(len(evaluation)),
+        },
+    )
+    lap("save_commit")
     return RoundResult(model, round_view, metrics, queried, timings)

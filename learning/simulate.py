@@ -1,5 +1,6 @@
 """Simulated active learning: the file's own labels are the oracle. Learning curves per
-strategy (mean ± sd over seeds), area under the curve, labels needed to reach a target."""
+learner and strategy (mean ± sd over seeds), area under the curve, the labels each needs to
+reach random's score at the largest budget (and the saving), labels to reach a target."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from learning.metrics import evaluate
 from learning.strategies import select
 
 ProgressFn = Callable[[str, float], None]
+BASELINE = "random"
+"""Every strategy is judged against random sampling with the same learner."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,22 @@ class SimulationData:
     groups: np.ndarray
     labels: list[str]
     embeddings: np.ndarray | None = None
+    texts: list[str] | None = None
+    """The messages' texts, row for row (for learners that need more than vectors)."""
+
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+"""A fitted learner: probabilities (rows, techniques) for rows of the simulation's data."""
+
+
+def _embed_learner(data: SimulationData, train: np.ndarray, seed: int) -> Scorer:
+    clf = EmbedClassifier(data.labels, calibrate=False, seed=seed).fit(data.x[train], data.y[train])
+    return lambda rows: np.asarray(clf.predict_proba(data.x[rows]))
+
+
+LEARNERS: dict[str, Callable[[SimulationData, np.ndarray, int], Scorer]] = {"embed": _embed_learner}
+"""Round learners by name: fit(data, training rows, seed) -> a scorer of rows. A learner
+that needs more than the vectors (n-gram counts, say) reads `data.texts`."""
 
 
 def grouped_split(
@@ -38,9 +57,11 @@ def grouped_split(
     return train, test
 
 
-def _fit_eval(data: SimulationData, train: np.ndarray, test: np.ndarray, seed: int) -> float:
-    clf = EmbedClassifier(data.labels, calibrate=False, seed=seed).fit(data.x[train], data.y[train])
-    return float(evaluate(data.y[test], clf.predict_proba(data.x[test]), data.labels)["macro_f1"])
+def _fit_eval(
+    data: SimulationData, train: np.ndarray, test: np.ndarray, seed: int, learner: str = "embed"
+) -> float:
+    score = LEARNERS[learner](data, train, seed)
+    return float(evaluate(data.y[test], score(test), data.labels)["macro_f1"])
 
 
 def curve(
@@ -53,12 +74,16 @@ def curve(
     initial: int = 20,
     test_share: float = 0.2,
     split: tuple[np.ndarray, np.ndarray] | None = None,
+    learner: str = "embed",
+    on_budget: Callable[[], None] | None = None,
 ) -> list[float]:
     """Macro-F1 on a held-out conversation split at each label budget. `split` fixes the
-    (train pool, test) indices; by default each seed draws its own grouped split."""
+    (train pool, test) indices; by default each seed draws its own grouped split.
+    `on_budget` is called after each budget's score (a unit of progress)."""
     train_pool, test = split if split is not None else grouped_split(data.groups, test_share, seed)
     rng = np.random.default_rng(seed)
     labelled = list(rng.choice(train_pool, size=min(initial, len(train_pool)), replace=False))
+    make = LEARNERS[learner]
     scores: list[float] = []
     for budget in sorted(budgets):
         while len(labelled) < min(budget, len(train_pool)):
@@ -67,12 +92,10 @@ def curve(
                 rest = np.setdiff1d(train_pool, known)
                 labelled.extend(rng.choice(rest, size=min(step, len(rest)), replace=False).tolist())
                 continue
-            clf = EmbedClassifier(data.labels, calibrate=False, seed=seed).fit(
-                data.x[known], data.y[known]
-            )
+            score = make(data, known, seed)
             candidates = np.setdiff1d(train_pool, known)
             proba = np.zeros((len(data.y), len(data.labels)))
-            proba[candidates] = clf.predict_proba(data.x[candidates])
+            proba[candidates] = score(candidates)
             n = min(step, budget - len(labelled))
             labelled.extend(
                 select(
@@ -86,7 +109,9 @@ def curve(
                     seed=seed + len(labelled),
                 )
             )
-        scores.append(_fit_eval(data, np.asarray(labelled), test, seed))
+        scores.append(_fit_eval(data, np.asarray(labelled), test, seed, learner))
+        if on_budget:
+            on_budget()
     return scores
 
 
@@ -101,60 +126,146 @@ def labels_to_reach(budgets: Sequence[int], means: Sequence[float], target: floa
     return None
 
 
+def _summary(scores: np.ndarray, budgets: list[int], target: float | None) -> dict[str, Any]:
+    means = scores.mean(axis=0)
+    span = max(budgets) - min(budgets) or 1
+    row: dict[str, Any] = {
+        "macro_f1": scores.tolist(),
+        "mean": means.round(4).tolist(),
+        "sd": scores.std(axis=0, ddof=1 if len(scores) > 1 else 0).round(4).tolist(),
+        "auc": round(float(np.trapezoid(means, budgets) / span), 4)
+        if len(budgets) > 1
+        else float(means[0]),
+    }
+    if target is not None:
+        row["labels_to_target"] = labels_to_reach(budgets, means.tolist(), target)
+    return row
+
+
 def simulate(
     data: SimulationData,
     strategies: Sequence[str],
     budgets: Sequence[int],
     seeds: Sequence[int],
     *,
-    target: float = 0.70,
+    target: float | None = None,
     step: int = 50,
     split: tuple[np.ndarray, np.ndarray] | None = None,
     progress: ProgressFn | None = None,
+    learners: Sequence[str] = ("embed",),
 ) -> dict[str, Any]:
-    """Learning curves for each strategy, plus the all-labels ceiling per seed."""
+    """Learning curves for each learner and strategy, plus the all-labels ceiling per seed.
+
+    Random sampling always runs (added when not asked for): each row says how many labels
+    its mean curve needs to reach random's mean score at the largest budget
+    (`labels_to_random`, None when it never does) and the share of the largest budget that
+    saves (`saving_vs_random`: 0.25 = a quarter fewer labels; negative = more). Rows are keyed
+    by strategy, or by "learner/strategy" when more than one learner runs. Progress counts
+    work units: one per learner x strategy x seed x budget."""
     budgets = sorted(budgets)
-    runs = len(strategies) * len(seeds)
+    strategies = list(dict.fromkeys([*strategies, BASELINE]))
+    unknown = [name for name in learners if name not in LEARNERS]
+    if unknown:
+        from learning.strategies import StrategyError
+
+        raise StrategyError(
+            f"unknown learner {unknown[0]!r}; known learners: {', '.join(LEARNERS)}"
+        )
+    # The baseline first, so every other row can be compared with it as it lands.
+    order = [BASELINE, *(s for s in strategies if s != BASELINE)]
+    total = len(learners) * len(order) * len(seeds) * len(budgets)
     result: dict[str, Any] = {
         "budgets": budgets,
         "seeds": list(seeds),
         "target": target,
+        "learners": list(learners),
+        "baseline": BASELINE,
         "strategies": {},
     }
     done = 0
-    for name in strategies:
-        per_seed = []
-        for seed in seeds:
-            per_seed.append(curve(data, name, budgets, seed, step=step, split=split))
-            done += 1
-            if progress:
-                progress(f"simulating {name}", done / runs)
-        scores = np.asarray(per_seed)
-        means = scores.mean(axis=0)
-        span = max(budgets) - min(budgets) or 1
-        result["strategies"][name] = {
-            "macro_f1": scores.tolist(),
-            "mean": means.round(4).tolist(),
-            "sd": scores.std(axis=0, ddof=1 if len(seeds) > 1 else 0).round(4).tolist(),
-            "auc": round(float(np.trapezoid(means, budgets) / span), 4)
-            if len(budgets) > 1
-            else float(means[0]),
-            "labels_to_target": labels_to_reach(budgets, means.tolist(), target),
+    for learner in learners:
+        for name in order:
+            per_seed = []
+            for seed in seeds:
+
+                def tick(learner: str = learner, name: str = name, seed: int = seed) -> None:
+                    nonlocal done
+                    done += 1
+                    if progress:
+                        progress(
+                            f"simulating {learner}/{name} seed {seed}: {done}/{total} "
+                            "(learner x strategy x seed x budget)",
+                            done / total,
+                        )
+
+                per_seed.append(
+                    curve(
+                        data,
+                        name,
+                        budgets,
+                        seed,
+                        step=step,
+                        split=split,
+                        learner=learner,
+                        on_budget=tick,
+                    )
+                )
+            summary = _summary(np.asarray(per_seed), budgets, target)
+            row = {"learner": learner, "strategy": name, **summary}
+            key = name if len(learners) == 1 else f"{learner}/{name}"
+            result["strategies"][key] = row
+    _compare_with_baseline(result, budgets)
+    full = {
+        learner: [
+            _fit_eval(data, *(split or grouped_split(data.groups, 0.2, s)), s, learner)
+            for s in seeds
+        ]
+        for learner in learners
+    }
+    first = full[learners[0]]
+    result["all_labels"] = {"mean": round(float(np.mean(first)), 4), "per_seed": first}
+    if len(learners) > 1:
+        result["all_labels"]["per_learner"] = {
+            k: {"mean": round(float(np.mean(v)), 4), "per_seed": v} for k, v in full.items()
         }
-    full = [_fit_eval(data, *(split or grouped_split(data.groups, 0.2, s)), s) for s in seeds]
-    result["all_labels"] = {"mean": round(float(np.mean(full)), 4), "per_seed": full}
+    # Rows in the order asked for, the baseline where it was asked (or last).
+    keys = [s if len(learners) == 1 else f"{lr}/{s}" for lr in learners for s in strategies]
+    result["strategies"] = {k: result["strategies"][k] for k in keys}
     return result
 
 
-def plot(result: dict[str, Any], width: int = 80, height: int = 20) -> str:
-    """The learning curves as a terminal plot (plotext), returned as text."""
+def _compare_with_baseline(result: dict[str, Any], budgets: list[int]) -> None:
+    """Add labels_to_random and saving_vs_random to every row (against the same learner)."""
+    rows = result["strategies"]
+    largest = budgets[-1]
+    for row in rows.values():
+        base = next(
+            r for r in rows.values() if r["strategy"] == BASELINE and r["learner"] == row["learner"]
+        )
+        reference = base["mean"][-1]
+        reach = labels_to_reach(budgets, row["mean"], reference)
+        row["random_at_largest"] = reference
+        row["labels_to_random"] = None if reach is None else round(reach, 1)
+        row["saving_vs_random"] = None if reach is None else round(1 - reach / largest, 4)
+
+
+def plot(result: dict[str, Any], width: int = 80, height: int = 20, colour: bool = True) -> str:
+    """The learning curves as a terminal plot (plotext), returned as text; without colour
+    codes when `colour` is off (output that is not a terminal)."""
     import plotext as plt
 
     plt.clear_figure()
     plt.plotsize(width, height)
-    for name, row in result["strategies"].items():
-        plt.plot(result["budgets"], row["mean"], label=name, marker="dot")
-    plt.hline(result["target"])
+    for j, (name, row) in enumerate(result["strategies"].items()):
+        # Without colour, a marker of its own tells each curve apart.
+        marker = "dot" if colour else MARKERS[j % len(MARKERS)]
+        plt.plot(result["budgets"], row["mean"], label=name, marker=marker)
+    if result.get("target") is not None:
+        plt.hline(result["target"])
     plt.title("macro-F1 by labels (mean over seeds)")
     plt.xlabel("labels")
-    return str(plt.build())
+    text = str(plt.build())
+    return text if colour else str(plt.uncolorize(text))
+
+
+MARKERS = ("o", "x", "+", "*", "#", "@", "%", "=", "^", "~")

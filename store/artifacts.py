@@ -169,7 +169,10 @@ class Artifacts:
         table = _table("model_versions")
         with self.engine.connect() as conn:
             count = conn.execute(select(func.max(table.c.id))).scalar() or 0
-        return f"v{count + 1}"
+            # The codebook's zero-shot model is v0 and only ever the first version: the
+            # trained ones after it count from v1 all the same.
+            zero = conn.execute(select(table.c.id).where(table.c.tag == "v0")).first()
+        return f"v{count + (0 if zero else 1)}"
 
     # -- a round, committed in one transaction ------------------------------------------------
 

@@ -64,6 +64,13 @@ def settings_for(ws: Workspace, **overrides: object) -> LearningSettings:
     return LearningSettings.from_workspace(ws, **overrides)
 
 
+def label_one(repo: Repository) -> None:
+    """A new gold label on the first queued message: the next round has something new."""
+    repo.ensure_annotator("ana")
+    message = repo.artifacts.latest_round().queried_message_ids[0]
+    repo.add_event(message, "ana", "label", [repo.codebook().keys()[0]])
+
+
 def test_embed_round_registers_model_predictions_and_queue(
     demo: tuple[Workspace, Repository],
 ) -> None:
@@ -112,11 +119,12 @@ def test_failed_round_leaves_active_model_and_queue(
     """A failure while committing rolls back the whole round and removes its weights."""
     ws, repo = demo
     run_round(repo, ws.models_dir, settings_for(ws))
-    before = (repo.artifacts.versions(), repo.artifacts.rounds(), repo.counts())
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full while writing predictions")
 
+    label_one(repo)
+    before = (repo.artifacts.versions(), repo.artifacts.rounds(), repo.counts())
     monkeypatch.setattr("store.artifacts._insert_prediction_set", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run_round(repo, ws.models_dir, settings_for(ws))
@@ -126,7 +134,8 @@ def test_failed_round_leaves_active_model_and_queue(
 
 
 def test_round_without_enough_labels_says_why(tmp_path: Path) -> None:
-    """Too few labels: a clear RoundError, nothing written."""
+    """Too few labels: the first round registers the codebook's zero-shot v0; the next one
+    is a clear RoundError and writes nothing more."""
     ws_path = tmp_path / "w"
     assert main(["init", str(ws_path), "--codebook", "annomi"]) == 0
     data = tmp_path / "few.jsonl"
@@ -138,9 +147,11 @@ def test_round_without_enough_labels_says_why(tmp_path: Path) -> None:
     )
     ws = load_workspace(ws_path)
     repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    assert run_round(repo, ws.models_dir, settings_for(ws, eval_share=0.0)).model.tag == "v0"
+    before = (repo.artifacts.versions(), repo.artifacts.rounds())
     with pytest.raises(RoundError, match="at least 8 labelled messages"):
         run_round(repo, ws.models_dir, settings_for(ws, eval_share=0.0))
-    assert repo.artifacts.versions() == [] and repo.artifacts.rounds() == []
+    assert (repo.artifacts.versions(), repo.artifacts.rounds()) == before
     repo.close()
 
 
@@ -150,6 +161,7 @@ def test_rollback_activates_an_earlier_version(
     """`techne models activate v1` after two rounds makes v1 active again; tampered weights refuse."""
     ws, repo = demo
     run_round(repo, ws.models_dir, settings_for(ws))
+    label_one(repo)
     run_round(repo, ws.models_dir, settings_for(ws, strategy="random"))
     assert repo.artifacts.active().tag == "v2"
     assert main(["-w", str(ws.root), "models", "activate", "v1"]) == 0

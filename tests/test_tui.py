@@ -156,6 +156,7 @@ async def test_find_jumps_to_a_message(app: TechneApp) -> None:
 async def test_retrain_runs_in_a_worker_and_refreshes(app: TechneApp) -> None:
     """r trains a new model while the message stays on screen; suggestions come from it."""
     async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")  # a new label: a round without one registers nothing
         current = screen(app).current
         await pilot.press("r")
         await app.workers.wait_for_complete()

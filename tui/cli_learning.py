@@ -1,17 +1,15 @@
-"""Learning commands: retrain, models, predict, simulate. torch loads only when they run."""
+"""Learning commands: retrain, models, predict (simulate: tui/cli_simulate.py). torch loads
+only when they run."""
 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from store import Repository, TechneError
-from store.io import import_file
 from tui import options as opt
 from tui.cli import _opts, app, column_map, err, out
 from tui.progress import ProgressBar
@@ -41,7 +39,10 @@ def retrain_cmd(
     register a new active model version, refresh suggestions and queue the next batch.
 
     Strategies: breaking-ties (default), least-confidence, prediction-entropy, random,
-    embedding-kmeans, class-balanced, contrastive. A failed round changes nothing.
+    embedding-kmeans, class-balanced, contrastive (an unknown name lists the known ones
+    before anything runs). A failed round changes nothing. With no model and too few
+    labels to train, the codebook's examples give a zero-shot model, v0. With no new label
+    since the active model, nothing is registered (exit 0, "Nothing to retrain").
 
     Examples:
 
@@ -49,15 +50,25 @@ def retrain_cmd(
 
         techne retrain --backend finetune --device cuda --strategy class-balanced --batch 50
     """
-    from learning.rounds import run_round
+    from learning.choices import check_strategy
+    from learning.rounds import NoNewLabels, run_round
 
+    if strategy is not None:
+        check_strategy(strategy, "--strategy")
     ws, repo = _opts(ctx).open()
     try:
         settings = _settings(
             ws, backend=backend, strategy=strategy, batch_size=batch, device=device
         )
+        check_strategy(settings.strategy, f"{ws.config_path}: [learning] strategy")
         with ProgressBar(err, "retraining", enabled=not as_json) as progress:
             result = run_round(repo, ws.models_dir, settings, progress)
+    except NoNewLabels as exc:
+        if as_json:
+            out.print_json(json.dumps({"round": None, "model": exc.active, "skipped": str(exc)}))
+        else:
+            out.print(f"Nothing to retrain: {exc}.", markup=False)
+        return
     finally:
         repo.close()
     report = {
@@ -257,178 +268,4 @@ def predict_cmd(
         )
 
 
-@app.command("simulate")
-def simulate_cmd(
-    ctx: typer.Context,
-    source: Annotated[Path, typer.Argument(help="A labelled CSV, JSONL or Parquet file.")],
-    strategies: Annotated[
-        str, typer.Option(help="Comma-separated strategies.")
-    ] = "breaking-ties,random",
-    budgets: Annotated[
-        str, typer.Option(help="Comma-separated label budgets.")
-    ] = "100,200,400,800,1600",
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
-    step: Annotated[int, typer.Option(help="Labels added per simulated round.")] = 50,
-    target: Annotated[float, typer.Option(help="Macro-F1 whose label cost is reported.")] = 0.70,
-    codebook: Annotated[
-        str | None, typer.Option(help="Codebook (default: the workspace's).")
-    ] = None,
-    context: Annotated[
-        str | None,
-        typer.Option(help="none | previous | around (default: techne.toml, then around)."),
-    ] = None,
-    text: opt.Text = "text",
-    speaker: opt.Speaker = None,
-    conversation: opt.Conversation = None,
-    order: opt.Order = None,
-    id: opt.Id = None,  # noqa: A002
-    label: opt.Label = None,
-    labelable_speaker: opt.LabelableSpeaker = None,
-    fmt: opt.InputFormat = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results as JSON here.")
-    ] = None,
-) -> None:
-    """Simulate active learning with the file's labels as the oracle: learning curves per
-    strategy (mean ± sd over seeds), area under the curve, and labels needed to reach
-    --target macro-F1, on a conversation-grouped 80/20 split. The embed backend.
-
-    Example:
-
-        techne simulate AnnoMI-simple.csv --text utterance_text --speaker interlocutor
-        --conversation transcript_id --order utterance_id --label main_therapist_behaviour
-        --labelable-speaker therapist --codebook annomi
-    """
-    from learning.simulate import plot, simulate
-
-    if not label:
-        raise typer.BadParameter("--label is required: the labels are the simulation's oracle")
-    settings = None
-    spec = _load_book(codebook) if codebook else None
-    try:
-        ws, ws_repo = _opts(ctx).open()
-    except TechneError:
-        if spec is None:  # neither a workspace nor --codebook: say why
-            raise
-    else:
-        try:
-            settings = _settings(ws, context_mode=context)
-            spec = spec or _view_spec(ws_repo.codebook())
-        finally:
-            ws_repo.close()
-    assert spec is not None
-    with tempfile.TemporaryDirectory() as tmp:
-        repo = Repository.open(f"sqlite:///{Path(tmp) / 'sim.db'}", create=True)
-        try:
-            repo.install_codebook(spec)
-            repo.codebook_key = spec.key
-            columns = column_map(
-                text=text,
-                speaker=speaker,
-                conversation=conversation,
-                order=order,
-                id=id,
-                label=label,
-                annotator="oracle",
-                labelable_speaker=labelable_speaker,
-            )
-            import_file(repo, source, columns, fmt=fmt, max_text_chars=10**7)
-            data = _simulation_data(repo, settings, context)
-        finally:
-            repo.close()
-    with ProgressBar(err, "simulating") as progress:
-        result = simulate(
-            data,
-            [s.strip() for s in strategies.split(",")],
-            _ints(budgets),
-            _ints(seeds),
-            target=target,
-            step=step,
-            progress=progress,
-        )
-    if json_out:
-        json_out.write_text(json.dumps(result, indent=2))
-    out.print(plot(result), markup=False, highlight=False)
-    table = Table(
-        title=f"macro-F1 by labels (mean ± sd over {len(result['seeds'])} seeds)",
-        title_justify="left",
-    )
-    table.add_column("strategy")
-    for b in result["budgets"]:
-        table.add_column(str(b), justify="right")
-    table.add_column("AUC", justify="right")
-    table.add_column(f"labels to {target:.2f}", justify="right")
-    for name, row in result["strategies"].items():
-        reach = row["labels_to_target"]
-        table.add_row(
-            name,
-            *(f"{m:.3f}±{s:.3f}" for m, s in zip(row["mean"], row["sd"], strict=True)),
-            f"{row['auc']:.3f}",
-            f"{reach:.0f}" if reach else "not reached",
-        )
-    out.print(table)
-    out.print(f"All labels: macro-F1 {result['all_labels']['mean']:.3f}", markup=False)
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _load_book(name: str) -> Any:
-    from tui.cli import _codebook_spec
-
-    return _codebook_spec(name)
-
-
-def _view_spec(view: Any) -> Any:
-    from store import CodebookSpec, TechniqueSpec
-
-    return CodebookSpec(
-        key=view.key,
-        name=view.name,
-        version=view.version,
-        description=view.description,
-        multi_label=view.multi_label,
-        techniques=tuple(
-            TechniqueSpec(t.key, t.name, t.definition, t.examples, t.hotkey, t.target)
-            for t in view.techniques
-        ),
-    )
-
-
-def _simulation_data(repo: Repository, settings: Any, context: str | None) -> Any:
-    import numpy as np
-
-    from learning.encoders import Encoder
-    from learning.features import embed_features
-    from learning.pool import Pool
-    from learning.settings import BEST_CONTEXT
-    from learning.simulate import SimulationData
-
-    mode = context or (settings.context_mode if settings else BEST_CONTEXT["embed"])
-    pool = Pool.build(repo, repo.codebook(), eval_share=0.0)
-    keep = np.flatnonzero(pool.labelled)
-    encoder = Encoder(
-        settings.encoder if settings else "all-MiniLM-L6-v2",
-        settings.device if settings else "auto",
-    )
-    with ProgressBar(err, "encoding messages") as progress:
-        x = embed_features(
-            repo,
-            encoder,
-            pool.message_ids[keep],
-            pool.previous_ids[keep],
-            mode,
-            progress,
-            next_ids=pool.next_ids[keep],
-        )
-    return SimulationData(
-        x=x,
-        y=pool.y[keep],
-        groups=np.asarray([pool.conversations[i] for i in keep]),
-        labels=pool.labels,
-        embeddings=x[:, : encoder.dim],
-    )
+from tui import cli_simulate  # noqa: E402,F401  (registers simulate)
