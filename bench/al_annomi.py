@@ -42,7 +42,6 @@ from learning.classifiers import EmbedClassifier  # noqa: E402
 from learning.encoders import Encoder  # noqa: E402
 from learning.inputs import following_turns  # noqa: E402
 from learning.metrics import evaluate, expected_calibration_error  # noqa: E402
-from learning.simulate import SimulationData, simulate  # noqa: E402
 
 EMBED_CONTEXTS = ("none", "previous", "around")
 
@@ -147,6 +146,42 @@ def finetune_results(
     return out
 
 
+def default_loop(inputs, y, groups, embed, train, dev, test, seeds, budgets, strategies, split):
+    """Learning curves of the default learner (embedding + lexical heads) per strategy."""
+    from al_loop import curve, fit_score, summarise
+
+    from learning.lexical import LexicalSpec
+
+    x = embed["features"]["around"]
+    counts = LexicalSpec().transform([i.text for i in inputs])
+    pool, scored = (train, dev) if split == "dev" else (np.concatenate([train, dev]), test)
+    own = x[:, : embed["encoder_dim"]]
+    runs: dict[str, list[list[float]]] = {}
+    t0 = time.perf_counter()
+    for name in strategies:
+        runs[name] = [
+            curve(x, counts, y, LABELS, own, pool, scored, name, budgets, seed) for seed in seeds
+        ]
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    full = {
+        f"{'embed+lexical' if lex else 'embed'}": round(
+            fit_score(x, counts, y, LABELS, pool, scored, 0, lex), 4
+        )
+        for lex in (True, False)
+    }
+    return {
+        "split": split,
+        "pool": int(len(pool)),
+        "scored": int(len(scored)),
+        "budgets": budgets,
+        "seeds": seeds,
+        "strategies": summarise(budgets, runs),
+        "per_seed": runs,
+        "all_labels_macro_f1": full,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-finetune", action="store_true")
@@ -155,14 +190,15 @@ def main() -> None:
         default="none:0,previous:1,around:1",
         help="mode:turns pairs to fine-tune, comma-separated",
     )
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--strategies", default="auto,random,cluster-margin,badge,breaking-ties")
+    parser.add_argument("--budgets", default="50,100,200,400,800,1600")
     parser.add_argument(
-        "--strategies",
-        default="breaking-ties,random,class-balanced,least-confidence,prediction-entropy,"
-        "embedding-kmeans",
+        "--split",
+        choices=["dev", "test"],
+        default="test",
+        help="dev: pool = train, scored on dev (for choosing); test: pool = train + dev",
     )
-    parser.add_argument("--budgets", default="100,200,400,800,1600")
-    parser.add_argument("--target", type=float, default=0.70)
     parser.add_argument(
         "--cache",
         type=Path,
@@ -193,37 +229,19 @@ def main() -> None:
     report["full_labels"] = embed["results"]
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [int(b) for b in args.budgets.split(",")]
-    report["learning_curves"] = {}
-    for context in EMBED_CONTEXTS:
-        x = embed["features"][context]
-        data = SimulationData(
-            x=x, y=y, groups=groups, labels=LABELS, embeddings=x[:, : embed["encoder_dim"]]
-        )
-        t0 = time.perf_counter()
-        curves = simulate(
-            data,
-            ["breaking-ties", "random"],
-            budgets,
-            seeds,
-            target=args.target,
-            split=(fit_rows, test),
-        )
-        report["learning_curves"][f"embed/{context}"] = {
-            "budgets": budgets,
-            "seeds": seeds,
-            "target_macro_f1": args.target,
-            "strategies": {
-                name: {
-                    "mean": row["mean"],
-                    "sd": row["sd"],
-                    "auc": row["auc"],
-                    "labels_to_target": row["labels_to_target"],
-                }
-                for name, row in curves["strategies"].items()
-            },
-            "all_labels_macro_f1": curves["all_labels"]["mean"],
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
+    report["default_loop"] = default_loop(
+        inputs,
+        y,
+        groups,
+        embed,
+        train,
+        dev,
+        test,
+        seeds,
+        budgets,
+        args.strategies.split(","),
+        args.split,
+    )
     if not args.skip_finetune:
         report["full_labels"].update(finetune_results(inputs, y, train, dev, test, contexts))
     report["machine"] = f"{platform.machine()}, {os.cpu_count()} cpus"

@@ -111,7 +111,8 @@ class Predictor:
 
     def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:
         if self.card.backend == "embed":
-            return np.asarray(self.classifier.predict_proba(self.features(inputs)))
+            texts = [i.text for i in inputs]  # for a lexical head, when the model has one
+            return np.asarray(self.classifier.predict_proba(self.features(inputs), texts))
         if self.card.multi_label:
             return np.asarray(self.classifier.predict_proba(inputs))
         logits = np.asarray(self.classifier.predict_logits(inputs))

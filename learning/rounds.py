@@ -15,7 +15,7 @@ import numpy as np
 from learning import small_text_core
 from learning.classifiers import EmbedClassifier
 from learning.encoders import Encoder
-from learning.features import embed_features
+from learning.features import embed_features, lexical_features
 from learning.inputs import ModelInput, Turn, following_turns
 from learning.metrics import evaluate, evaluate_multilabel
 from learning.pool import Pool, held_out
@@ -167,15 +167,16 @@ def run_round(
             progress,
             next_ids=pool.next_ids,
         )
+        lexical = None if pool.multi_label else lexical_features(repo, pool.message_ids)
         lap("features")
         clf: Any = EmbedClassifier(
             pool.labels,
             multi_label=pool.multi_label,
             calibrate=settings.calibrate,
             seed=settings.seed,
-        ).fit(x[train], pool.y[train])
+        ).fit(x[train], pool.y[train], lexical[train] if lexical is not None else None)
         lap("train")
-        proba = clf.predict_proba(x)
+        proba = clf.predict_proba(x, lexical)
         temperature = getattr(clf, "temperature", 1.0)
         embeddings = x[:, : encoder.dim]
         encoder_name = encoder.name
