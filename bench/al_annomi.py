@@ -158,11 +158,12 @@ def default_loop(inputs, y, groups, embed, train, dev, test, seeds, budgets, str
     own = x[:, : embed["encoder_dim"]]
     runs: dict[str, list[list[float]]] = {}
     t0 = time.perf_counter()
-    for name in strategies:
-        runs[name] = [
-            curve(x, counts, y, LABELS, own, pool, scored, name, budgets, seed) for seed in seeds
-        ]
-        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    for seed in seeds:  # seeds outermost: an interrupted run still compares like with like
+        for name in strategies:
+            scores = curve(x, counts, y, LABELS, own, pool, scored, name, budgets, seed)
+            runs.setdefault(name, []).append(scores)
+            line = {"strategy": name, "seed": seed, "macro_f1": scores}
+            print(json.dumps(line), file=sys.stderr, flush=True)
     full = {
         f"{'embed+lexical' if lex else 'embed'}": round(
             fit_score(x, counts, y, LABELS, pool, scored, 0, lex), 4
