@@ -10,9 +10,11 @@ Opposite Strategies Suit High and Low Budgets", ICML 2022.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-CLUSTER_SAMPLE = 5_000
+CLUSTER_SAMPLE = 2_000
 """Pool vectors a k-means is fitted on at most (the rest are assigned to its centres):
 bounds a round's clustering time whatever the pool's size."""
 BADGE_SAMPLE = 10_000
@@ -21,6 +23,17 @@ BADGE_DIM = 2_048
 """Gradient embeddings wider than this are randomly projected to it (Johnson-Lindenstrauss)."""
 TYPICAL_NEIGHBOURS = 20
 """Neighbours whose mean distance defines a point's typicality (TypiClust's k)."""
+
+
+Vectors = np.ndarray | Callable[[np.ndarray], np.ndarray]
+"""Candidates' vectors: an array, or a function giving the rows at some positions (so a
+large pool's vectors are only copied where a strategy looks)."""
+
+
+def rows_of(vectors: Vectors, positions: np.ndarray) -> np.ndarray:
+    if callable(vectors):
+        return np.asarray(vectors(np.asarray(positions, dtype=np.int64)))
+    return np.asarray(vectors)[positions]
 
 
 def margin(proba: np.ndarray) -> np.ndarray:
@@ -82,7 +95,7 @@ def round_robin(groups: np.ndarray, order_key: np.ndarray, n: int) -> list[int]:
 
 def cluster_margin(
     proba: np.ndarray,
-    vectors: np.ndarray,
+    vectors: Vectors,
     n: int,
     *,
     seed: int = 0,
@@ -98,8 +111,18 @@ def cluster_margin(
     scores = margin(proba)
     short = np.argsort(scores, kind="stable")[: max(n, shortlist * n)]
     if clusters is None:
-        _, clusters = kmeans(vectors, k or max(10, 2 * n), seed)
-    picked = round_robin(np.asarray(clusters)[short], scores[short], n)
+        rng = np.random.default_rng(seed)
+        total = len(proba)
+        sample = (
+            np.sort(rng.choice(total, CLUSTER_SAMPLE, replace=False))
+            if total > CLUSTER_SAMPLE
+            else np.arange(total)
+        )
+        centres, _ = kmeans(rows_of(vectors, sample), k or max(10, 2 * n), seed)
+        groups = nearest(centres, _unit(rows_of(vectors, short).astype(np.float32)))
+    else:
+        groups = np.asarray(clusters)[short]
+    picked = round_robin(groups, scores[short], n)
     return [int(short[p]) for p in picked]
 
 
@@ -143,13 +166,13 @@ def kmeans_pp(points: np.ndarray, n: int, seed: int = 0) -> list[int]:
     return chosen
 
 
-def badge(proba: np.ndarray, features: np.ndarray, n: int, *, seed: int = 0) -> list[int]:
+def badge(proba: np.ndarray, features: Vectors, n: int, *, seed: int = 0) -> list[int]:
     """BADGE: k-means++ seeding over gradient embeddings of (a sample of) the candidates."""
     rng = np.random.default_rng(seed)
     rows = np.arange(len(proba))
     if len(rows) > BADGE_SAMPLE:
         rows = np.sort(rng.choice(rows, BADGE_SAMPLE, replace=False))
-    g = gradient_embeddings(proba[rows], features[rows], seed)
+    g = gradient_embeddings(proba[rows], rows_of(features, rows), seed)
     return [int(rows[i]) for i in kmeans_pp(g, n, seed)]
 
 
@@ -167,23 +190,27 @@ def typicality(vectors: np.ndarray, neighbours: int = TYPICAL_NEIGHBOURS) -> np.
 
 
 def typiclust(
-    vectors: np.ndarray,
+    vectors: Vectors,
     labelled_vectors: np.ndarray,
     n: int,
     *,
     seed: int = 0,
     max_clusters: int = 500,
     clusters: np.ndarray | None = None,
+    candidates: int | None = None,
 ) -> list[int]:
     """TypiClust: cluster candidates and labelled messages together into |labelled| + n
     clusters; take the most typical candidate of the clusters with fewest labelled members,
     largest first; no labels or model needed.
 
-    `clusters` (for candidates then labelled rows) replaces the k-means when given."""
-    rows = np.arange(len(vectors))
+    `clusters` (for candidates then labelled rows) replaces the k-means when given;
+    `candidates` is their number when `vectors` is a function."""
+    if candidates is None:
+        candidates = len(vectors)  # type: ignore[arg-type]
+    rows = np.arange(candidates)
     if clusters is None and len(rows) > CLUSTER_SAMPLE:  # typicality is quadratic per cluster
         rows = np.sort(np.random.default_rng(seed).choice(rows, CLUSTER_SAMPLE, replace=False))
-        vectors = vectors[rows]
+    vectors = rows_of(vectors, rows)
     both = np.vstack([vectors, labelled_vectors]) if len(labelled_vectors) else vectors
     m = len(vectors)
     if clusters is None:

@@ -145,10 +145,15 @@ def _diverse(kind: str, seed: int) -> Any:
                 return rng.permutation(len(unlabelled))[:n].tolist()
             if not has_vectors:
                 raise StrategyError(f"{kind} needs embeddings; use the embed backend")
-            vectors = clf.embed(dataset[unlabelled])
+
+            def vectors(positions: np.ndarray) -> np.ndarray:
+                return np.asarray(clf.embed(dataset[unlabelled[positions]]))
+
             if kind == "typiclust":
-                known = clf.embed(dataset[labelled]) if len(labelled) else vectors[:0]
-                return diversity.typiclust(vectors, known, n, seed=self.seed)
+                known = vectors(np.arange(0)) if not len(labelled) else clf.embed(dataset[labelled])
+                return diversity.typiclust(
+                    vectors, np.asarray(known), n, seed=self.seed, candidates=len(unlabelled)
+                )
             proba = clf.predict_proba(dataset[unlabelled])
             if kind == "badge":
                 return diversity.badge(proba, vectors, n, seed=self.seed)
