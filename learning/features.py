@@ -1,12 +1,17 @@
-"""Features for the embed backend: cached encoder vectors, with the previous turn as context."""
+"""Features for the embed backend: cached encoder vectors, with the turns around as context,
+and the messages' hashed n-gram counts."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from learning.encoders import Encoder
+from learning.lexical import LexicalSpec
 from store import Repository
 
 ENCODE_CHUNK = 4_096
@@ -88,3 +93,38 @@ def embed_features(
     ids = [np.asarray(message_ids, dtype=np.int64), *sides]
     fill_embeddings(repo, encoder, list(zip(ids, columns, strict=True)), progress)
     return out
+
+
+_LEXICAL_CACHE: weakref.WeakKeyDictionary[Repository, dict[LexicalSpec, tuple[Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per repository and spec: (message ids, sorted; their count rows in that order)."""
+_LEXICAL_LOCK = threading.Lock()
+
+
+def lexical_features(
+    repo: Repository, message_ids: Sequence[int] | np.ndarray, spec: LexicalSpec | None = None
+) -> Any:
+    """(n, spec.width) CSR n-gram counts of these messages' texts (learning.lexical).
+
+    Rows are kept per repository for the life of the process (texts never change, so a
+    message's row never does): a later round reads and counts only new messages."""
+    from scipy import sparse
+
+    spec = spec or LexicalSpec()
+    ids = np.asarray(message_ids, dtype=np.int64)
+    with _LEXICAL_LOCK:
+        per_spec = _LEXICAL_CACHE.setdefault(repo, {})
+        known, rows = per_spec.get(
+            spec, (np.zeros(0, dtype=np.int64), sparse.csr_matrix((0, spec.width)))
+        )
+        missing = np.setdiff1d(ids, known)
+        if len(missing):
+            texts = repo.message_texts(missing.tolist())
+            new = spec.transform([texts.get(int(i), "") for i in missing])
+            merged = np.concatenate([known, missing])
+            order = np.argsort(merged, kind="stable")
+            known = merged[order]
+            rows = sparse.vstack([rows, new], format="csr")[order]
+            per_spec[spec] = (known, rows)
+    return rows[np.searchsorted(known, ids)]

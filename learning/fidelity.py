@@ -28,10 +28,12 @@ def record_check(
     rows: np.ndarray,
     context_mode: str,
     metrics: dict[str, Any],
+    lexical: Any = None,
 ) -> dict[str, Any]:
     """{RECORD: ...} for a round's metrics: the runtime's held-out numbers (from `metrics`)
     beside the same head's on torch fp32 vectors of the held-out messages `rows`. Vectors
-    come through the workspace's cache (torch's own key), so later checks are cheap."""
+    come through the workspace's cache (torch's own key), so later checks are cheap.
+    `lexical`: the held-out rows' n-gram counts, for a head that has a lexical part."""
     from learning.encoders import Encoder
     from learning.features import embed_features
     from learning.metrics import evaluate, evaluate_multilabel
@@ -52,7 +54,9 @@ def record_check(
         context_mode,
         next_ids=pool.next_ids[rows],
     )
-    proba = np.asarray(clf.predict_proba(x))
+    proba = np.asarray(
+        clf.predict_proba(x, lexical) if lexical is not None else clf.predict_proba(x)
+    )
     score = evaluate_multilabel if pool.multi_label else evaluate
     torch_metrics = score(pool.y[rows], proba, pool.labels)
     ours, ref = _num(metrics.get("macro_f1")), _num(torch_metrics.get("macro_f1"))

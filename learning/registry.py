@@ -133,8 +133,11 @@ class Predictor:
     def predict_proba(self, inputs: list[ModelInput]) -> np.ndarray:
         """Probabilities per technique. Embed models encode each distinct text once
         (`encoded` counts them); fine-tuned models encode every input."""
-        if self.card.backend in ("embed", "zeroshot"):
+        if self.card.backend == "zeroshot":
             return np.asarray(self.classifier.predict_proba(self.features(inputs)))
+        if self.card.backend == "embed":
+            texts = [i.text for i in inputs]  # for a lexical head, when the model has one
+            return np.asarray(self.classifier.predict_proba(self.features(inputs), texts))
         self.encoded += len(inputs)
         if self.card.multi_label:
             return np.asarray(self.classifier.predict_proba(inputs))

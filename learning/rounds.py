@@ -17,7 +17,7 @@ from learning import small_text_core
 from learning.choices import check_strategy
 from learning.classifiers import EmbedClassifier
 from learning.encoders import Encoder
-from learning.features import embed_features
+from learning.features import embed_features, lexical_features
 from learning.fidelity import choose_runtime, record_check
 from learning.inputs import ModelInput, Turn, following_turns
 from learning.metrics import evaluate, evaluate_multilabel
@@ -305,15 +305,16 @@ def run_round(
             progress,
             next_ids=pool.next_ids,
         )
+        lexical = None if pool.multi_label else lexical_features(repo, pool.message_ids)
         lap("features")
         clf: Any = EmbedClassifier(
             pool.labels,
             multi_label=pool.multi_label,
             calibrate=settings.calibrate,
             seed=settings.seed,
-        ).fit(x[train], pool.y[train])
+        ).fit(x[train], pool.y[train], lexical[train] if lexical is not None else None)
         lap("train")
-        proba = clf.predict_proba(x)
+        proba = clf.predict_proba(x, lexical)
         temperature = getattr(clf, "temperature", 1.0)
         embeddings = x[:, : encoder.dim]
         encoder_name, runtime = encoder.name, encoder.runtime
@@ -341,7 +342,16 @@ def run_round(
     )
     if settings.backend == "embed":
         metrics.update(
-            record_check(repo, encoder, clf, pool, evaluation, settings.context_mode, metrics)
+            record_check(
+                repo,
+                encoder,
+                clf,
+                pool,
+                evaluation,
+                settings.context_mode,
+                metrics,
+                lexical=lexical[evaluation] if lexical is not None else None,
+            )
         )
     stats = kappa_stats(repo, pool, proba, parent)
     metrics.update(stats)

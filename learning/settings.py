@@ -36,7 +36,9 @@ class LearningSettings:
     context_turns: int = 2
     """Turns of context: the window's length; for around, turns on each side."""
     max_length: int = 128
-    strategy: str = "breaking-ties"
+    strategy: str = "auto"
+    """Query strategy (learning.strategies); auto: TypiClust cold start, then Cluster-Margin
+    with a 10% random share."""
     batch_size: int = 20
     eval_share: float = 0.2
     """Share of conversations whose labels are held out for metrics, never queried by AL."""

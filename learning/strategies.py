@@ -7,10 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from learning import small_text_core
+from learning import diversity, small_text_core
 from store import TechneError
 
 STRATEGIES = (
+    "auto",
+    "cluster-margin",
+    "badge",
+    "typiclust",
     "breaking-ties",
     "least-confidence",
     "prediction-entropy",
@@ -91,8 +95,105 @@ def _breaking_ties() -> Any:
     return VectorisedBreakingTies()
 
 
-def make_strategy(name: str) -> Any:
-    """A small-text QueryStrategy for `name`."""
+AUTO_COLD_LABELS = 100
+"""`auto` starts cold (TypiClust, no model needed) below this many labels."""
+AUTO_RANDOM_SHARE = 0.1
+"""Share of each `auto` batch drawn at random: keeps the labels an unbiased sample too."""
+AUTO_HYBRID = "cluster-margin"
+"""The uncertainty-with-diversity strategy `auto` runs once warm (chosen on AnnoMI dev)."""
+
+
+def _diverse(kind: str, seed: int) -> Any:
+    """small-text QueryStrategy for one of the diverse strategies (learning.diversity)."""
+    small_text_core.load()
+    from small_text.query_strategies import QueryStrategy
+
+    class DiverseStrategy(QueryStrategy):
+        """Cluster-Margin, BADGE, TypiClust or `auto` on a round's probabilities and the
+        classifier's embeddings (the message's own encoder vector)."""
+
+        def __init__(self) -> None:
+            self.kind, self.seed = kind, seed
+
+        def query(
+            self,
+            clf: Any,
+            dataset: Any,
+            indices_unlabeled: np.ndarray,
+            indices_labeled: np.ndarray,
+            y: np.ndarray,
+            n: int = 10,
+        ) -> np.ndarray:
+            self._validate_query_input(indices_unlabeled, n)
+            unlabelled = np.asarray(indices_unlabeled)
+            labelled = np.asarray(indices_labeled)
+            picked = self._pick(clf, dataset, unlabelled, labelled, n)
+            return unlabelled[np.asarray(picked, dtype=int)]
+
+        def _pick(
+            self, clf: Any, dataset: Any, unlabelled: np.ndarray, labelled: np.ndarray, n: int
+        ) -> list[int]:
+            has_vectors = getattr(clf, "embeddings", True) is not None
+            kind = self.kind
+            if kind == "auto":
+                if len(labelled) < AUTO_COLD_LABELS:
+                    kind = "typiclust" if has_vectors else "random"
+                else:
+                    return self._auto(clf, dataset, unlabelled, labelled, n, has_vectors)
+            if kind == "random":
+                rng = np.random.default_rng(self.seed)
+                return rng.permutation(len(unlabelled))[:n].tolist()
+            if not has_vectors:
+                raise StrategyError(f"{kind} needs embeddings; use the embed backend")
+
+            def vectors(positions: np.ndarray) -> np.ndarray:
+                return np.asarray(clf.embed(dataset[unlabelled[positions]]))
+
+            if kind == "typiclust":
+                known = vectors(np.arange(0)) if not len(labelled) else clf.embed(dataset[labelled])
+                return diversity.typiclust(
+                    vectors, np.asarray(known), n, seed=self.seed, candidates=len(unlabelled)
+                )
+            proba = clf.predict_proba(dataset[unlabelled])
+            if kind == "badge":
+                return diversity.badge(proba, vectors, n, seed=self.seed)
+            return diversity.cluster_margin(proba, vectors, n, seed=self.seed)
+
+        def _auto(
+            self,
+            clf: Any,
+            dataset: Any,
+            unlabelled: np.ndarray,
+            labelled: np.ndarray,
+            n: int,
+            has_vectors: bool,
+        ) -> list[int]:
+            at_random = int(round(AUTO_RANDOM_SHARE * n))
+            if has_vectors:
+                hybrid = _diverse(AUTO_HYBRID, self.seed)
+                chosen = hybrid._pick(clf, dataset, unlabelled, labelled, n - at_random)
+            else:
+                proba = clf.predict_proba(dataset[unlabelled])
+                chosen = np.argsort(diversity.margin(proba), kind="stable")[: n - at_random]
+                chosen = chosen.tolist()
+            rest = np.setdiff1d(np.arange(len(unlabelled)), chosen)
+            rng = np.random.default_rng(self.seed + 1)
+            return [*chosen, *rng.permutation(rest)[: n - len(chosen)].tolist()]
+
+        def __str__(self) -> str:
+            return f"DiverseStrategy({self.kind!r}, seed={self.seed})"
+
+    return DiverseStrategy()
+
+
+DIVERSE = {name: (lambda seed, name=name: _diverse(name, seed)) for name in STRATEGIES[:4]}
+"""Factories (seed -> QueryStrategy) of the diverse strategies, by name."""
+
+
+def make_strategy(name: str, seed: int = 0) -> Any:
+    """A small-text QueryStrategy for `name`; `seed` drives the diverse strategies' draws."""
+    if name in DIVERSE:
+        return DIVERSE[name](seed)
     small_text_core.load()
     from small_text.query_strategies import (
         ContrastiveActiveLearning,
@@ -168,7 +269,7 @@ def select(
         return []
     if proba.ndim == 2 and proba.shape[1] < 2 and name != "random":
         name = "random"
-    strategy = make_strategy(name)
+    strategy = make_strategy(name, seed)
     dataset = SklearnDataset(
         np.arange(len(proba)).reshape(-1, 1),
         np.full(len(proba), -1),

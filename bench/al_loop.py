@@ -1,0 +1,116 @@
+"""The default learning loop simulated on labelled data: the round learner (embedding head +
+lexical head) and a query strategy, the file's labels as the oracle. Used by al_annomi.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from learning.classifiers import EmbedClassifier
+from learning.metrics import evaluate
+from learning.strategies import select
+
+
+def fit_score(x, counts, y, labels, train, test, seed: int, lexical: bool = True) -> float:
+    clf = EmbedClassifier(labels, calibrate=False, seed=seed).fit(
+        x[train], y[train], counts[train] if lexical else None
+    )
+    proba = clf.predict_proba(x[test], counts[test] if lexical else None)
+    return float(evaluate(y[test], proba, labels)["macro_f1"])
+
+
+def curve(
+    x: np.ndarray,
+    counts: Any,
+    y: np.ndarray,
+    labels: list[str],
+    embeddings: np.ndarray,
+    pool: np.ndarray,
+    test: np.ndarray,
+    strategy: str,
+    budgets: Sequence[int],
+    seed: int,
+    *,
+    step: int = 50,
+    initial: int = 20,
+    lexical: bool = True,
+) -> list[float]:
+    """Macro-F1 on `test` at each budget; `initial` random labels, then `step` per round."""
+    rng = np.random.default_rng(seed)
+    labelled = [int(i) for i in rng.choice(pool, size=initial, replace=False)]
+    scores = []
+    for budget in sorted(budgets):
+        while len(labelled) < budget:
+            known = np.asarray(labelled)
+            candidates = np.setdiff1d(pool, known)
+            proba = np.zeros((len(y), len(labels)))
+            if len(set(y[known].tolist())) >= 2:
+                clf = EmbedClassifier(labels, calibrate=False, seed=seed).fit(
+                    x[known], y[known], counts[known] if lexical else None
+                )
+                proba[candidates] = clf.predict_proba(
+                    x[candidates], counts[candidates] if lexical else None
+                )
+            else:
+                proba[:] = 1.0 / len(labels)
+            n = min(step, budget - len(labelled))
+            labelled.extend(
+                select(
+                    strategy,
+                    proba,
+                    candidates,
+                    known,
+                    y[known],
+                    n,
+                    embeddings=embeddings,
+                    seed=seed + len(labelled),
+                )
+            )
+        scores.append(fit_score(x, counts, y, labels, np.asarray(labelled), test, seed, lexical))
+    return scores
+
+
+def labels_to_reach(budgets: Sequence[int], means: Sequence[float], target: float) -> float | None:
+    """Labels at which the mean curve first reaches `target` (linear between budgets)."""
+    points = list(zip(budgets, means, strict=True))
+    for (b0, m0), (b1, m1) in zip([(0, 0.0), *points], points, strict=False):
+        if m1 >= target:
+            if m0 >= target or m1 == m0:
+                return float(b1)
+            return round(float(b0 + (target - m0) * (b1 - b0) / (m1 - m0)), 1)
+    return None
+
+
+def summarise(budgets: Sequence[int], per_strategy: dict[str, list[list[float]]]) -> dict:
+    """Mean, sd, AUC per strategy; against random: labels to reach random's score at the
+    largest budget (and as a share of it), budgets >= 100 where it is below random by more
+    than one standard error (of the difference of means)."""
+    out: dict[str, Any] = {}
+    rand = np.asarray(per_strategy.get("random", []))
+    span = max(budgets) - min(budgets)
+    for name, runs in per_strategy.items():
+        s = np.asarray(runs)
+        mean, sd = s.mean(axis=0), s.std(axis=0, ddof=1)
+        row: dict[str, Any] = {
+            "mean": mean.round(4).tolist(),
+            "sd": sd.round(4).tolist(),
+            "auc": round(float(np.trapezoid(mean, budgets) / span), 4),
+        }
+        if len(rand) and name != "random":
+            target = float(rand.mean(axis=0)[-1])
+            need = labels_to_reach(budgets, mean.tolist(), target)
+            se = np.sqrt(sd**2 / len(s) + rand.std(axis=0, ddof=1) ** 2 / len(rand))
+            below = [
+                b
+                for b, m, r, e in zip(budgets, mean, rand.mean(axis=0), se, strict=True)
+                if b >= 100 and m < r - e
+            ]
+            row.update(
+                labels_to_random_final=need,
+                share_of_final_budget=round(need / max(budgets), 3) if need else None,
+                below_random_by_1se_at=below,
+            )
+        out[name] = row
+    return out
