@@ -15,6 +15,7 @@ from store.io import import_file
 from tui import options as opt
 from tui.cli import _opts, app, column_map, err, out
 from tui.progress import ProgressBar
+from tui.safe import literal, shown
 
 models_app = typer.Typer(help="Inspect model versions and roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -75,10 +76,12 @@ def retrain_cmd(
     f1 = f"{m['macro_f1']:.3f}" if m.get("n") else "n/a (no held-out labels yet)"
     ece = f"{m['ece']:.3f}" if m.get("n") and "ece" in m else "n/a"
     out.print(
-        f"Round {result.round.number}: model {result.model.tag} ({result.model.backend}) "
-        "is active. "
-        f"Held-out macro-F1 {f1} on {m['eval_size']} messages, ECE {ece}; "
-        f"trained on {m['train_size']} labels; {len(result.queried)} messages queued.",
+        shown(
+            f"Round {result.round.number}: model {result.model.tag} ({result.model.backend}) "
+            "is active. "
+            f"Held-out macro-F1 {f1} on {m['eval_size']} messages, ECE {ece}; "
+            f"trained on {m['train_size']} labels; {len(result.queried)} messages queued."
+        ),
         markup=False,
     )
     if m.get("stop_suggested"):
@@ -110,9 +113,9 @@ def models_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
         f1, ece = v.metrics.get("macro_f1"), v.metrics.get("ece")
         table.add_row(
             "*" if v.active else "",
-            v.tag,
-            v.created_at[:19],
-            v.backend,
+            literal(v.tag),
+            literal(v.created_at[:19]),
+            literal(v.backend),
             str(v.metrics.get("train_size", "")),
             f"{f1:.3f}" if isinstance(f1, float) and f1 == f1 else "-",
             f"{ece:.3f}" if isinstance(ece, float) and ece == ece else "-",
@@ -161,7 +164,7 @@ def models_activate(
         version = repo.artifacts.activate(version.id)
     finally:
         repo.close()
-    out.print(f"Model {version.tag} is now active.", markup=False)
+    out.print(shown(f"Model {version.tag} is now active."), markup=False)
 
 
 @app.command("predict")
@@ -228,7 +231,8 @@ def predict_cmd(
         out.print_json(json.dumps(report.as_dict()))
     else:
         out.print(
-            f"Scored {report.rows:,} messages with {version.tag} into {report.output} "
+            f"Scored {report.rows:,} messages with {shown(version.tag)} into "
+            f"{shown(report.output)} "
             f"({report.messages_per_s:,.0f} messages/s; {report.chunks_resumed} of "
             f"{report.chunks} chunks resumed).",
             markup=False,
@@ -339,7 +343,7 @@ def simulate_cmd(
     for name, row in result["strategies"].items():
         reach = row["labels_to_target"]
         table.add_row(
-            name,
+            literal(name),
             *(f"{m:.3f}±{s:.3f}" for m, s in zip(row["mean"], row["sd"], strict=True)),
             f"{row['auc']:.3f}",
             f"{reach:.0f}" if reach else "not reached",
