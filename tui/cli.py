@@ -23,7 +23,7 @@ from store import (
     write_config,
 )
 from store.io import ColumnMap, ExportOptions, export, format_for, import_file
-from store.workspace import CONFIG_NAME, DB_NAME, resolve_db_url
+from store.workspace import CONFIG_NAME, DB_NAME, make_private_folder, resolve_db_url
 from tui import options as opt
 from tui.failures import ENVIRONMENTAL, failure_text
 from tui.progress import ProgressBar
@@ -124,8 +124,7 @@ def init_workspace(path: Path, codebook: str, db: str | None, name: str | None =
     spec = _codebook_spec(codebook)
     if (path / CONFIG_NAME).exists():
         raise WorkspaceError(f"{path} is already a Techne workspace ({CONFIG_NAME} exists)")
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
+    created = make_private_folder(path)
     try:
         url = resolve_db_url(path, {"workspace": {"db": db}} if db else {})
         repo = Repository.open(url, create=True)
@@ -134,6 +133,7 @@ def init_workspace(path: Path, codebook: str, db: str | None, name: str | None =
         finally:
             repo.close()
         write_config(path, name=name or path.resolve().name, codebook=spec.key, db_url=db)
+        make_private_folder(path / "models")
     except BaseException:
         if created:
             shutil.rmtree(path, ignore_errors=True)
@@ -324,9 +324,13 @@ def export_cmd(
     context: Annotated[
         int | None, typer.Option(help="Previous turns written with each message.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing export (atomically).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Export the gold dataset with provenance and a dataset card.
+    """Export the gold dataset with provenance and a dataset card. An existing output is
+    left alone unless --force; the folder it goes into must exist.
 
     Examples:
 
@@ -344,6 +348,7 @@ def export_cmd(
             else int(ws.section("export").get("context_turns", 3)),
             split=_parse_split(split),
             seed=seed,
+            force=force,
         )
         report = export(repo, output, options)
     finally:
@@ -540,7 +545,15 @@ def main(argv: list[str] | None = None) -> int:
     clipped (it may quote input), never in a traceback. Files it creates are private (0600,
     folders 0700): clinical text is not for other users of the machine.
     """
-    os.umask(os.umask(0o077) | 0o077)
+    umask = os.umask(0o077)
+    os.umask(umask | 0o077)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(umask)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="techne", standalone_mode=False)
     except typer.Exit as exc:
