@@ -44,13 +44,15 @@ def shown(value: object, *, multiline: bool = False) -> str:
     """``value`` as a string that is safe to print: every unsafe character made visible.
 
     With ``multiline`` a newline stays a line break (a message's paragraphs); otherwise it is
-    shown as ``\\x0a`` (names, ids, table cells and one-line errors stay one line). A tab is
-    kept: it moves the cursor but cannot command the terminal.
+    shown as ``\\x0a`` (names, ids, table cells and one-line errors stay one line). A tab
+    stays a tab in multiline text (it moves the cursor but cannot command the terminal);
+    in one-line values it is shown as ``\\x09``, so an id with a tab does not look like one
+    with spaces.
     """
     text = value if isinstance(value, str) else str(value)
     if multiline:
         return "\n".join(UNSAFE.sub(_escape, line) for line in text.split("\n"))
-    return UNSAFE.sub(_escape, text)
+    return UNSAFE.sub(_escape, text).replace("\t", "\\x09")
 
 
 def literal(value: object, *, multiline: bool = False, style: str = "") -> Text:
