@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, text
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from store import models
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+DatabaseFailure = DBAPIError
+"""What the database driver raises (disk full, connection lost, locked): the interface
+reports it as one line without knowing SQLAlchemy."""
 
 _APPEND_ONLY_SQLITE = [
     """CREATE TRIGGER IF NOT EXISTS annotation_events_no_update

@@ -3,9 +3,9 @@ too deeply): one line for a person instead of a traceback."""
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError
+from store.db import DatabaseFailure
 
-ENVIRONMENTAL = (OSError, RecursionError, MemoryError, UnicodeError, DBAPIError)
+ENVIRONMENTAL = (OSError, RecursionError, MemoryError, UnicodeError, DatabaseFailure)
 """What the CLI and the app report as one line; anything else is a bug and keeps its
 traceback."""
 
@@ -16,7 +16,7 @@ def failure_text(exc: BaseException) -> str:
         what = exc.strerror or exc.__class__.__name__
         where = exc.filename
         return f"{where}: {what}" if where else what
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, DatabaseFailure):
         first = str(exc.orig).splitlines()[0] if str(exc.orig) else exc.__class__.__name__
         return f"the database failed: {first}"
     if isinstance(exc, RecursionError):
