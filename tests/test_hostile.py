@@ -153,6 +153,7 @@ def test_errors_quoting_hostile_input_are_escaped_and_short(
     assert code == 2 and "\\x1b[2J" in err
     code, _, err = run(capsys, "-w", str(ws), "--no-such-\x9b-option")
     assert code == 2 and "\\x9b" in err
+    assert err.startswith("Usage: techne") and "\nError: No such option" in err  # lines kept
     code, _, err = run(capsys, "-w", str(ws), "history", "\u202enope")
     assert code == 1 and "\\u202e" in err
 

@@ -566,7 +566,10 @@ def _run(argv: list[str] | None) -> int:
         if callable(show):
             buffer = io.StringIO()
             show(file=buffer)
-            err.print(clip(buffer.getvalue().rstrip("\n"), 2000), markup=False, soft_wrap=True)
+            usage = "\n".join(
+                clip(line, 500) for line in buffer.getvalue().rstrip("\n").split("\n")
+            )
+            err.print(usage, markup=False, soft_wrap=True)
         else:
             err.print(f"error: {clip(exc, 500)}", markup=False)
         return int(getattr(exc, "exit_code", 2))
