@@ -25,6 +25,7 @@ from store.db import check_schema
 from store.errors import InputError, StoreError
 from store.io import ColumnMap, import_file
 from tests.conftest import copy_workspace
+from tests.test_team import _disagree, team  # noqa: F401, F811  (team: a fixture)
 from tui.cli import main
 
 TECHNE = str(Path(sys.executable).with_name("techne"))
@@ -307,6 +308,32 @@ async def test_disk_full_while_saving_in_the_app(store_url: str, tmp_path: Path)
             await pilot.pause()
             assert [e.kind for e in app.repo.events(first)] == ["label"]
             assert screen.current is not None and screen.current.id != first
+    finally:
+        app.repo.close()
+
+
+@pytest.mark.slow
+async def test_disk_full_while_adjudicating(team: Any) -> None:  # noqa: F811
+    """A lead's decision the store refuses: said in place, the dispute stays open."""
+    from tui.app import make_app
+    from tui.screens.adjudicate import AdjudicateScreen
+
+    mids = _disagree(team)
+    app = make_app(team.root, annotator="maria", adjudicate=True)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, AdjudicateScreen)
+            refuse = disk_full_on_save(app.repo)
+            await pilot.press("1", "enter")
+            await pilot.pause()
+            assert [d.message_id for d in screen.disputes] == mids[:2]
+            assert any("NOT SAVED" in n.message for n in app._notifications)
+            assert [e.kind for e in app.repo.events(mids[0])].count("adjudicate") == 0
+            event.remove(app.repo.engine, "before_cursor_execute", refuse)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert [d.message_id for d in screen.disputes] == [mids[1]]
     finally:
         app.repo.close()
 

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from store import Dispute
+from tui.failures import ENVIRONMENTAL, failure_text
 from tui.safe import literal, shown
 from tui.screens.prompt import PromptScreen
 from tui.widgets.conversation import ContextView, MessageCard
@@ -190,7 +191,13 @@ class AdjudicateScreen(Screen[None]):
             return
         app = self.techne
         label = app.codebook.techniques[self.choice].key
-        app.repo.add_event(dispute.message_id, app.annotator, "adjudicate", [label], note=self.note)
+        try:
+            app.repo.add_event(
+                dispute.message_id, app.annotator, "adjudicate", [label], note=self.note
+            )
+        except ENVIRONMENTAL as exc:  # the dispute stays open, the decision unsaved
+            self.notify(f"NOT SAVED: {failure_text(exc)}", severity="error")
+            return
         self.decided += 1
         row = self.query_one(DataTable).cursor_row
         self.note = None
