@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from store import models
 from store.errors import StoreError
 
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+DatabaseFailure = DBAPIError
+"""What the database driver raises (disk full, connection lost, locked): the interface
+reports it as one line without knowing SQLAlchemy."""
 
 _APPEND_ONLY_SQLITE = [
     """CREATE TRIGGER IF NOT EXISTS annotation_events_no_update
@@ -53,6 +65,81 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: big imports keep their indexes hot
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names (None for other databases and in-memory stores)."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except Exception:
+        return None
+    name = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or name in ("", ":memory:"):
+        return None
+    if name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def prepare_sqlite_file(url: str, *, create: bool) -> None:
+    """Opening never creates a store by accident, and creating one makes it private.
+
+    Without `create`, a missing SQLite file is an error (SQLite would make an empty one).
+    With it, the file is made 0600 before SQLite writes to it; SQLite gives the `-wal`
+    and `-shm` files beside it the same mode.
+    """
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return
+    if not create:
+        raise StoreError(f"no Techne store at {path}: run `techne init` first, or check --db")
+    if not path.parent.is_dir():
+        raise StoreError(f"{path.parent}: no such folder for the store")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+@contextmanager
+def writing(engine: Engine, conflict: str) -> Iterator[Connection]:
+    """One write transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE), so a
+    second writer waits for the first instead of failing on its stale snapshot. A unique-key
+    clash (only a concurrent writer gets one past the callers' checks) becomes a StoreError
+    saying `conflict`; nothing of the transaction is kept."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.begin()
+        try:
+            yield conn
+        except IntegrityError:
+            conn.rollback()
+            raise StoreError(conflict) from None
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+def insert_ignoring(conn: Connection, table: Table, key: str) -> Any:
+    """INSERT INTO `table` ... ON CONFLICT (`key`) DO NOTHING, for SQLite or PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
+def insert_or_get(conn: Connection, table: Table, key: str, values: dict[str, Any]) -> int:
+    """The id of the row whose unique `key` column equals `values[key]`, inserting it first
+    if missing: INSERT ... ON CONFLICT DO NOTHING, then SELECT. Two writers creating the
+    same row at once both get its one id instead of a unique-constraint error."""
+    conn.execute(insert_ignoring(conn, table, key).values(**values))
+    found = conn.execute(core_select(table.c.id).where(table.c[key] == values[key])).scalar_one()
+    return int(found)
 
 
 def make_engine(url: str) -> Engine:
@@ -97,9 +184,16 @@ def check_schema(engine: Engine) -> None:
                 select(models.StoreInfo).where(models.StoreInfo.key == "schema_version")
             ).first()
     except Exception as exc:
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        if "no such table" in cause or "does not exist" in cause:
+            hint = " Run `techne init` first?"
+        elif "disk" in cause or "unable to open" in cause or "readonly" in cause:
+            hint = " Is the disk full, or the folder not writable?"
+        else:
+            hint = ""
         raise StoreError(
             f"cannot read the Techne store at {engine.url.render_as_string(hide_password=True)}: "
-            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}. Run `techne init` first?"
+            f"{cause}.{hint}"
         ) from exc
     if row is None:
         raise StoreError("the database has no Techne schema: run `techne init` first")

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+QUOTE_LIMIT = 200
+"""Most characters of one input value an error quotes (a 50 MB header line is not echoed)."""
+
+
+def cut(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`value` as text, at most about `limit` characters, saying how much was left out.
+    (Escaping for a terminal is the interface's job: see tui/safe.py.)"""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
 
 class TechneError(Exception):
     """Base of every error Techne reports to a user instead of a traceback."""
@@ -20,11 +32,16 @@ class CodebookError(TechneError):
 
 
 class InputError(TechneError):
-    """A problem with one place in an input file: names file, line, column and the problem."""
+    """A problem with one place in an input file: names file, line, column and the problem.
+
+    The column and the problem may quote input; both are cut to a few hundred characters.
+    """
 
     def __init__(
         self, file: str, line: int | None, column: str | None, problem: str, unit: str = "line"
     ) -> None:
+        column = None if column is None else cut(column)
+        problem = cut(problem, 2 * QUOTE_LIMIT)
         self.file = file
         self.line = line
         self.column = column

@@ -14,10 +14,18 @@ from store import models as m
 from store.agreement import Dispute
 from store.artifacts import Artifacts
 from store.codebooks import CodebookSpec
-from store.db import check_schema, create_schema, make_engine, raw_rows
+from store.db import (
+    check_schema,
+    create_schema,
+    insert_or_get,
+    make_engine,
+    prepare_sqlite_file,
+    raw_rows,
+)
 from store.domain import CodebookView, EventView, MessageView, TechniqueView
 from store.errors import StoreError
 from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, resolve
+from store.names import check_annotator_name
 from store.predictions import PredictionSets
 from store.queue import Suggestion
 from store.team import TeamPolicy, claim_next, release, release_all
@@ -51,6 +59,7 @@ class Repository:
         team: TeamPolicy | None = None,
     ) -> Repository:
         """Open the store at `url`; with create=True, make the schema if missing."""
+        prepare_sqlite_file(url, create=create)
         engine = make_engine(url)
         if create:
             create_schema(engine)
@@ -149,17 +158,11 @@ class Repository:
         """The id of annotator `name`, created with `role` if new."""
         if role not in m.ROLES:
             raise StoreError(f"role must be one of {', '.join(m.ROLES)}, got {role!r}")
-        name = name.strip()
-        if not name:
-            raise StoreError("annotator name must not be empty")
-        with self.session() as s:
-            row = s.exec(select(m.Annotator).where(m.Annotator.name == name)).first()
-            if row is None:
-                row = m.Annotator(name=name, role=role)
-                s.add(row)
-                s.commit()
-            assert row.id is not None
-            return row.id
+        name = check_annotator_name(name)
+        with self.engine.begin() as conn:
+            values = {"name": name, "role": role, "created_at": m.utcnow()}
+            table = SQLModel.metadata.tables["annotators"]
+            return insert_or_get(conn, table, "name", values)
 
     def set_role(self, name: str, role: str) -> None:
         """Give an annotator a role (creating them if new)."""

@@ -15,6 +15,9 @@ from store.team import TeamPolicy
 if TYPE_CHECKING:
     from store.repository import Repository
 
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+"""Clinical text is PHI: what Techne creates is for its owner only."""
 CONFIG_NAME = "techne.toml"
 DB_NAME = "techne.db"
 ENV_WORKSPACE = "TECHNE_WORKSPACE"
@@ -116,8 +119,22 @@ def write_config(root: Path, *, name: str, codebook: str, db_url: str | None) ->
     text = CONFIG_TEMPLATE.format(
         name=_toml_str(name), codebook=_toml_str(codebook), db_line=db_line
     )
-    path.write_text(text, encoding="utf-8")
+    # Private whatever the umask: the settings may hold a database URL with a password.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return path
+
+
+def make_private_folder(path: Path) -> bool:
+    """Create `path` (and missing parents) with the workspace folder itself 0700 whatever
+    the umask; True if it was created, False if it was there already (left as it is)."""
+    if path.exists():
+        return False
+    path.mkdir(parents=True, mode=PRIVATE_FOLDER)
+    os.chmod(path, PRIVATE_FOLDER)
+    return True
 
 
 def load_settings(path: Path) -> dict[str, Any]:

@@ -436,6 +436,7 @@ def test_csv_neutralises_formula_cells(annomi_repo: Repository, tmp_path: Path) 
     for k in FORMULA_TEXTS:
         annomi_repo.add_event(ids[k], "=cmd|calc", "label", ["question"])
     out = tmp_path / "out" / "gold.csv"
+    out.parent.mkdir()
     export(annomi_repo, out, ExportOptions(fmt="csv", context_turns=1))
     got = {r["message_id"]: r for r in read_csv(out)}
     assert set(got) == set(FORMULA_TEXTS)
@@ -513,6 +514,7 @@ def test_files_are_private_and_card_is_beside(
     """Output and card are mode 0600 (every file of an hf folder too); the card sits beside."""
     repo, _ = small
     folder = tmp_path / "exports"
+    folder.mkdir()
     out = folder / name
     report = export(repo, out, ExportOptions(fmt=fmt, split=(0.5, 0.25, 0.25), seed=1))
     card = card_path(out, fmt)
@@ -629,13 +631,14 @@ def test_failed_export_leaves_previous_output(
     """A write failing midway leaves the previous output and card untouched, no temp files."""
     repo, _ = small
     folder = tmp_path / "exports"
+    folder.mkdir()
     out = folder / name
     export(repo, out, ExportOptions(fmt=fmt, gold="single"))
     card = card_path(out, fmt)
     before_out, before_card, before_list = snapshot(out), card.read_bytes(), listing(folder)
     FAILURES[fmt](monkeypatch)
     with pytest.raises(RuntimeError, match="disk full"):
-        export(repo, out, ExportOptions(fmt=fmt, gold="majority", context_turns=0))
+        export(repo, out, ExportOptions(fmt=fmt, gold="majority", context_turns=0, force=True))
     assert snapshot(out) == before_out
     assert card.read_bytes() == before_card
     assert listing(folder) == before_list
@@ -678,8 +681,9 @@ def test_hf_export_replaces_an_earlier_export_cleanly(small: Any, tmp_path: Path
     """A second hf export to the same folder swaps it in whole and leaves no aside copy."""
     repo, _ = small
     out = tmp_path / "exports" / "gold_hf"
+    out.parent.mkdir()
     export(repo, out, ExportOptions(fmt="hf"))
-    export(repo, out, ExportOptions(fmt="hf", split=(0.6, 0.2, 0.2)))
+    export(repo, out, ExportOptions(fmt="hf", split=(0.6, 0.2, 0.2), force=True))
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == ["gold_hf"]
     assert (out / "dataset_dict.json").exists()
 
@@ -691,6 +695,7 @@ def test_nothing_to_export_is_a_store_error(annomi_repo: Repository, tmp_path: P
     """No gold label (none at all, or none under the policy) raises StoreError, writes nothing."""
     import_file(annomi_repo, write_jsonl(tmp_path / "s.jsonl", turn_rows(TURNS)), COLS)
     out = tmp_path / "exports" / "gold.jsonl"
+    out.parent.mkdir()
     with pytest.raises(StoreError, match="nothing to export"):
         export(annomi_repo, out, ExportOptions())
     annomi_repo.ensure_annotator("alice")
@@ -761,6 +766,7 @@ def test_annomi_round_trip(
     assert gold_labels(first) == expected
 
     out = tmp_path / "exports" / name
+    out.parent.mkdir()
     assert main(["-w", str(first), "export", str(out), "--format", fmt, *extra]) == 0
     source = out
     if fmt == "hf":

@@ -8,9 +8,11 @@ from typing import Any
 
 from textual import on, work
 from textual.app import App
+from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from store import CodebookView, Repository, Workspace, load_workspace
+from tui.safe import clip, shown
 from tui.screens.annotate import AnnotateScreen
 
 WARM_ROLES = ("maintainer", "lead")
@@ -83,12 +85,31 @@ class TechneApp(App[None]):
         """A session that ends cleanly gives its claimed messages back at once."""
         self.repo.release_claims(self.annotator)
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification shown literally: messages quote data (names, search text, error
+        messages that quote input), so markup is never read and unsafe characters are escaped."""
+        super().notify(
+            shown(message, multiline=True),
+            title=shown(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         """One place for worker errors: say so, keep running."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.notify(
-                f"{event.worker.description} failed: {event.worker.error}",
+                clip(f"{event.worker.description} failed: {event.worker.error}", 500),
                 severity="error",
                 markup=False,
             )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from store import (
@@ -22,12 +23,14 @@ from store import (
     write_config,
 )
 from store.io import ColumnMap, ExportOptions, export, format_for, import_file
-from store.workspace import CONFIG_NAME, DB_NAME, resolve_db_url
+from store.workspace import CONFIG_NAME, DB_NAME, make_private_folder, resolve_db_url
 from tui import options as opt
+from tui.failures import ENVIRONMENTAL, failure_text
 from tui.progress import ProgressBar
+from tui.safe import SafeConsole, clip, literal, shown
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = SafeConsole(highlight=False, soft_wrap=True, emoji=False)
+err = SafeConsole(stderr=True, highlight=False, emoji=False)
 
 app = typer.Typer(
     name="techne",
@@ -121,8 +124,7 @@ def init_workspace(path: Path, codebook: str, db: str | None, name: str | None =
     spec = _codebook_spec(codebook)
     if (path / CONFIG_NAME).exists():
         raise WorkspaceError(f"{path} is already a Techne workspace ({CONFIG_NAME} exists)")
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
+    created = make_private_folder(path)
     try:
         url = resolve_db_url(path, {"workspace": {"db": db}} if db else {})
         repo = Repository.open(url, create=True)
@@ -131,6 +133,7 @@ def init_workspace(path: Path, codebook: str, db: str | None, name: str | None =
         finally:
             repo.close()
         write_config(path, name=name or path.resolve().name, codebook=spec.key, db_url=db)
+        make_private_folder(path / "models")
     except BaseException:
         if created:
             shutil.rmtree(path, ignore_errors=True)
@@ -165,7 +168,8 @@ def init_cmd(
     ws = init_workspace(path, codebook, db, name)
     where = ws.db_url if db else str(ws.root / DB_NAME)
     out.print(
-        f"Created workspace {ws.root} (codebook {ws.codebook_key}, store {where})", markup=False
+        shown(f"Created workspace {ws.root} (codebook {ws.codebook_key}, store {where})"),
+        markup=False,
     )
 
 
@@ -265,10 +269,14 @@ def import_cmd(
             reports.append(report)
             if not as_json:
                 out.print(
-                    f"{file}: {report.rows:,} rows, {report.messages_added:,} new messages "
+                    shown(file) + f": {report.rows:,} rows, {report.messages_added:,} new messages "
                     f"({report.messages_existing:,} already there), {report.conversations_added:,} "
                     f"new conversations, {report.labels_added:,} labels"
-                    + (f", {report.rejected:,} rejected -> {rejects}" if report.rejected else "")
+                    + (
+                        f", {report.rejected:,} rejected -> {shown(rejects)}"
+                        if report.rejected
+                        else ""
+                    )
                     + f" in {report.seconds:.1f} s",
                     markup=False,
                 )
@@ -316,9 +324,13 @@ def export_cmd(
     context: Annotated[
         int | None, typer.Option(help="Previous turns written with each message.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing export (atomically).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Export the gold dataset with provenance and a dataset card.
+    """Export the gold dataset with provenance and a dataset card. An existing output is
+    left alone unless --force; the folder it goes into must exist.
 
     Examples:
 
@@ -336,6 +348,7 @@ def export_cmd(
             else int(ws.section("export").get("context_turns", 3)),
             split=_parse_split(split),
             seed=seed,
+            force=force,
         )
         report = export(repo, output, options)
     finally:
@@ -346,7 +359,7 @@ def export_cmd(
         splits = ", ".join(f"{k} {v:,}" for k, v in report.splits.items())
         out.print(
             f"Wrote {report.rows:,} messages from {report.conversations:,} conversations to "
-            f"{report.path} ({report.format}; {splits}); card: {report.card}",
+            f"{shown(report.path)} ({report.format}; {shown(splits)}); card: {shown(report.card)}",
             markup=False,
         )
 
@@ -356,7 +369,7 @@ def export_cmd(
 
 def print_status(ws: Workspace, report: dict[str, Any]) -> None:
     """The status report as tables."""
-    out.print(f"Workspace {ws.root}  ·  codebook {report['codebook']}", markup=False)
+    out.print(shown(f"Workspace {ws.root}  ·  codebook {report['codebook']}"), markup=False)
     out.print(
         f"{report['messages']:,} messages in {report['conversations']:,} conversations; "
         f"{report['labelable_messages']:,} to code, {report['labelled']:,} labelled, "
@@ -368,7 +381,7 @@ def print_status(ws: Workspace, report: dict[str, Any]) -> None:
     table.add_column("technique")
     table.add_column("messages", justify="right")
     for key, count in report["labelled_per_technique"].items():
-        table.add_row(key, f"{count:,}")
+        table.add_row(literal(key), f"{count:,}")
     out.print(table)
     if report["per_annotator"]:
         people = Table(title="Per annotator", title_justify="left")
@@ -376,11 +389,11 @@ def print_status(ws: Workspace, report: dict[str, Any]) -> None:
         people.add_column("role")
         people.add_column("labelled", justify="right")
         for name, row in report["per_annotator"].items():
-            people.add_row(name, row["role"], f"{row['labelled']:,}")
+            people.add_row(literal(name), literal(row["role"]), f"{row['labelled']:,}")
         out.print(people)
     model = report["active_model"]
     model_text = f"{model['tag']} ({model['backend']})" if model else "none yet"
-    out.print(f"Rounds: {report['rounds']}  ·  active model: {model_text}", markup=False)
+    out.print(shown(f"Rounds: {report['rounds']}  ·  active model: {model_text}"), markup=False)
 
 
 @app.command("status")
@@ -485,7 +498,7 @@ def demo_cmd(
         print_status(ws, repo.status())
     finally:
         repo.close()
-    out.print(f"\nLabel in the terminal: techne -w {path} annotate", markup=False)
+    out.print(f"\nLabel in the terminal: techne -w {shown(path)} annotate", markup=False)
 
 
 # -- annotate ---------------------------------------------------------------------------------
@@ -526,7 +539,21 @@ from tui import (  # noqa: E402,F401  (register their commands)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage)."""
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 usage).
+
+    Every failure a user or the machine causes ends in one line on stderr, escaped and
+    clipped (it may quote input), never in a traceback. Files it creates are private (0600,
+    folders 0700): clinical text is not for other users of the machine.
+    """
+    umask = os.umask(0o077)
+    os.umask(umask | 0o077)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(umask)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="techne", standalone_mode=False)
     except typer.Exit as exc:
@@ -537,16 +564,24 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # click's usage errors, vendored by typer
         show = getattr(exc, "show", None)
         if callable(show):
-            show()
+            buffer = io.StringIO()
+            show(file=buffer)
+            usage = "\n".join(
+                clip(line, 500) for line in buffer.getvalue().rstrip("\n").split("\n")
+            )
+            err.print(usage, markup=False, soft_wrap=True)
         else:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {clip(exc, 500)}", markup=False)
         return int(getattr(exc, "exit_code", 2))
     except TechneError as exc:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        err.print(f"error: {clip(exc, 500)}", markup=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         return 130
+    except ENVIRONMENTAL as exc:
+        err.print(f"error: {clip(failure_text(exc), 500)}", markup=False, soft_wrap=True)
+        return 1
     return 0
 
 

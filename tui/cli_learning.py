@@ -13,6 +13,7 @@ from rich.table import Table
 from tui import options as opt
 from tui.cli import _opts, app, column_map, err, out
 from tui.progress import ProgressBar
+from tui.safe import literal, shown
 
 models_app = typer.Typer(help="Inspect model versions and roll back.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -86,10 +87,12 @@ def retrain_cmd(
     f1 = f"{m['macro_f1']:.3f}" if m.get("n") else "n/a (no held-out labels yet)"
     ece = f"{m['ece']:.3f}" if m.get("n") and "ece" in m else "n/a"
     out.print(
-        f"Round {result.round.number}: model {result.model.tag} ({result.model.backend}) "
-        "is active. "
-        f"Held-out macro-F1 {f1} on {m['eval_size']} messages, ECE {ece}; "
-        f"trained on {m['train_size']} labels; {len(result.queried)} messages queued.",
+        shown(
+            f"Round {result.round.number}: model {result.model.tag} ({result.model.backend}) "
+            "is active. "
+            f"Held-out macro-F1 {f1} on {m['eval_size']} messages, ECE {ece}; "
+            f"trained on {m['train_size']} labels; {len(result.queried)} messages queued."
+        ),
         markup=False,
     )
     if m.get("stop_suggested"):
@@ -121,9 +124,9 @@ def models_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
         f1, ece = v.metrics.get("macro_f1"), v.metrics.get("ece")
         table.add_row(
             "*" if v.active else "",
-            v.tag,
-            v.created_at[:19],
-            v.backend,
+            literal(v.tag),
+            literal(v.created_at[:19]),
+            literal(v.backend),
             str(v.metrics.get("train_size", "")),
             f"{f1:.3f}" if isinstance(f1, float) and f1 == f1 else "-",
             f"{ece:.3f}" if isinstance(ece, float) and ece == ece else "-",
@@ -149,10 +152,10 @@ def models_show(
         repo.close()
     from learning.fidelity import note
 
-    shown = dict(version.__dict__)
+    card = dict(version.__dict__)
     if (line := note(version)) is not None:
-        shown["runtime_note"] = line  # e.g. a runtime that is no longer used by default
-    out.print_json(json.dumps(shown))
+        card["runtime_note"] = line  # e.g. a runtime that is no longer used by default
+    out.print_json(json.dumps(card))
 
 
 @models_app.command("activate")
@@ -178,7 +181,7 @@ def models_activate(
         version = repo.artifacts.activate(version.id)
     finally:
         repo.close()
-    out.print(f"Model {version.tag} is now active.", markup=False)
+    out.print(shown(f"Model {version.tag} is now active."), markup=False)
 
 
 @app.command("predict")
@@ -260,9 +263,10 @@ def predict_cmd(
         out.print_json(json.dumps(report.as_dict()))
     else:
         out.print(
-            f"Scored {report.rows:,} messages with {version.tag} into {report.output}: "
+            f"Scored {report.rows:,} messages with {shown(version.tag)} into "
+            f"{shown(report.output)}: "
             f"{report.messages_per_s:,.0f} messages/s scored, {report.encoded_per_s:,.0f}/s "
-            f"encoded ({report.messages_encoded:,} texts with context, {report.runtime}); "
+            f"encoded ({report.messages_encoded:,} texts with context, {shown(report.runtime)}); "
             f"{report.chunks_resumed} of {report.chunks} chunks resumed.",
             markup=False,
         )

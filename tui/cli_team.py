@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from store import TechneError
 from tui import options as opt
 from tui.cli import _opts, app, out
+from tui.safe import literal, shown
 
 annotators_app = typer.Typer(help="List annotators and set their roles.", no_args_is_help=False)
 app.add_typer(annotators_app, name="annotators")
@@ -38,7 +38,7 @@ def annotators_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
         return
     table = Table("annotator", "role", "labelled")
     for name, row in rows.items():
-        table.add_row(Text(name), row["role"], f"{row['labelled']:,}")
+        table.add_row(literal(name), literal(row["role"]), f"{row['labelled']:,}")
     out.print(table)
 
 
@@ -59,7 +59,7 @@ def annotators_add(
         repo.set_role(name, role)
     finally:
         repo.close()
-    out.print(f"{name} is a {role}", markup=False)
+    out.print(shown(f"{name.strip()} is a {role}"), markup=False)
 
 
 @app.command("agreement")
@@ -112,27 +112,28 @@ def history_cmd(
     if as_json:
         out.print_json(json.dumps({"message": asdict(msg), "events": [asdict(e) for e in events]}))
         return
-    header = Text(
+    header = literal(
         f"{msg.external_id} ({msg.speaker or 'speaker'}, conversation "
         f"{msg.conversation_external_id}, turn {msg.position}): "
     )
-    header.append(msg.text)
+    header.append_text(literal(msg.text, multiline=True))
     out.print(header, soft_wrap=True)
     for e in events:
-        line = Text(f"#{e.id}  {e.created_at[:19]}  ")
-        line.append(f"{e.annotator} ({roles.get(e.annotator, '?')})", style="bold")
-        line.append(f"  {e.kind}")
+        line = literal(f"#{e.id}  {e.created_at[:19]}  ")
+        line.append_text(literal(f"{e.annotator} ({roles.get(e.annotator, '?')})", style="bold"))
+        line.append_text(literal(f"  {e.kind}"))
         if e.labels:
-            line.append("  " + ", ".join(e.labels))
+            line.append_text(literal("  " + ", ".join(e.labels)))
         if e.model_version_id:
-            line.append(f"  model {tags.get(e.model_version_id, e.model_version_id)}")
+            line.append_text(literal(f"  model {tags.get(e.model_version_id, e.model_version_id)}"))
             if e.accepted_suggestion is not None:
                 line.append(" (accepted)" if e.accepted_suggestion else " (changed)")
         if e.target_event_id:
             line.append(f"  undoes #{e.target_event_id}")
-        line.append(f"  via {e.source}", style="dim")
+        line.append_text(literal(f"  via {e.source}", style="dim"))
         if e.note or e.reason:
-            line.append(f"\n      {'note' if e.note else 'reason'}: {e.note or e.reason}")
+            line.append(f"\n      {'note' if e.note else 'reason'}: ")
+            line.append_text(literal(e.note or e.reason, multiline=True))
         out.print(line, soft_wrap=True)
     if not events:
         out.print("No events yet.", markup=False)
@@ -185,5 +186,11 @@ def adjudicate_cmd(
     table = Table("message", "reason", "coders", "model", "flags", title="Open disputes")
     for d in found:
         coders = "; ".join(f"{k}: {'+'.join(v)}" for k, v in d.coder_labels.items())
-        table.add_row(str(d.message_id), d.reason, Text(coders), d.model_label or "", str(d.flags))
+        table.add_row(
+            str(d.message_id),
+            literal(d.reason),
+            literal(coders),
+            literal(d.model_label or ""),
+            str(d.flags),
+        )
     out.print(table)

@@ -9,6 +9,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from tui.safe import literal, shown
+
 INDEX_NOTES = {
     "reflection_to_question": "without a question",
     "complex_reflection_pct": "without a reflection",
@@ -61,7 +63,7 @@ def describe(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"{_count(o['left_out'], 'conversation')} left out: no outcome or no coded message."
         )
-    return lines
+    return [shown(line) for line in lines]
 
 
 def _count(n: int, noun: str) -> str:
@@ -78,7 +80,7 @@ def _metrics(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 
 def _name(report: dict[str, Any], kind: str, key: str) -> Text:
-    return Text(key if kind == "shares" else report["indices"][key]["name"])
+    return literal(key if kind == "shares" else report["indices"][key]["name"])
 
 
 def _value(value: float | None, percent: bool, sign: bool = False) -> str:
@@ -98,9 +100,9 @@ def _interval(row: dict[str, Any], percent: bool, unit: bool = True) -> str:
 def _table(title: str, compact: bool) -> Table:
     """A titled table; compact (for the app's narrower panel) drops the outer lines."""
     if not compact:
-        return Table(title=Text(title), title_justify="left")
+        return Table(title=literal(title), title_justify="left")
     return Table(
-        title=Text(title),
+        title=literal(title),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -137,11 +139,11 @@ def outcome_table(report: dict[str, Any], compact: bool = False) -> Table:
     table.add_column("technique" if compact else "technique / index")
     if binary:
         ref, cmp_ = o["reference"], o["compared"]
-        table.add_column(Text(ref), justify="right")
-        table.add_column(Text(cmp_), justify="right")
+        table.add_column(literal(ref), justify="right")
+        table.add_column(literal(cmp_), justify="right")
         diff = "difference" if compact else f"{cmp_} - {ref}"
-        table.add_column(Text(f"{diff} [{level} CI]"), justify="right", no_wrap=True)
-        table.add_column(Text("n" if compact else f"n {ref}/{cmp_}"), justify="right")
+        table.add_column(literal(f"{diff} [{level} CI]"), justify="right", no_wrap=True)
+        table.add_column(literal("n" if compact else f"n {ref}/{cmp_}"), justify="right")
     else:
         table.add_column(f"Pearson r [{level} CI]", justify="right")
         table.add_column(f"Spearman rho [{level} CI]", justify="right")
@@ -193,7 +195,7 @@ def footnotes(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"Model labels are {report['model']}'s predictions, uncorrected for its errors."
         )
-    return lines
+    return [shown(line) for line in lines]
 
 
 def profile_columns(report: dict[str, Any]) -> list[str]:
@@ -215,7 +217,7 @@ def profile_rows(report: dict[str, Any]) -> list[list[Text]]:
             *(_value(p["shares"][k], True) for k in report["techniques"]),
             *(_value(p["indices"][k], report["indices"][k]["percent"]) for k in available),
         ]
-        rows.append([Text(c) for c in cells])
+        rows.append([literal(c) for c in cells])
     return rows
 
 
@@ -224,7 +226,7 @@ def profile_table(report: dict[str, Any]) -> Table:
     table = Table(title="Per conversation (shares of coded messages)", title_justify="left")
     widest = max((len(p["conversation"]) for p in report["profiles"]), default=12)
     for i, name in enumerate(profile_columns(report)):
-        table.add_column(Text(name), justify="left" if i < 2 else "right")
+        table.add_column(literal(name), justify="left" if i < 2 else "right")
     table.columns[0].min_width = min(widest, 24)
     for row in profile_rows(report):
         table.add_row(*row)
@@ -245,11 +247,11 @@ def forest_rows(report: dict[str, Any]) -> tuple[str, list[tuple[str, float, flo
         if found["estimate"] is None or low is None or high is None:
             continue
         scale = 100.0 if outcome["kind"] == "binary" else 1.0
-        rows.append((key, found["estimate"] * scale, low * scale, high * scale))
+        rows.append((shown(key), found["estimate"] * scale, low * scale, high * scale))
     if outcome["kind"] == "binary":
-        title = f"{outcome['difference']}, share in pp ({level} CI)"
+        title = shown(f"{outcome['difference']}, share in pp ({level} CI)")
     else:
-        title = f"Spearman rho with {outcome['field']} ({level} CI)"
+        title = shown(f"Spearman rho with {outcome['field']} ({level} CI)")
     return title, rows
 
 

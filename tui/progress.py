@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+
+from tui.safe import shown
 
 
 class ProgressBar:
@@ -16,7 +19,7 @@ class ProgressBar:
         self, console: Console, description: str, *, unit: str = "stage", enabled: bool = True
     ) -> None:
         self.console = console
-        self.description = description
+        self.description = escape(shown(description))  # the column reads markup
         self.unit = unit
         self.enabled = enabled and console.is_terminal
         self._progress: Any = None
@@ -53,7 +56,7 @@ class ProgressBar:
             self._progress.update(task, completed=done, total=total)
 
         def by_stage(stage: str, fraction: float) -> None:
-            self._progress.update(task, description=stage, completed=fraction)
+            self._progress.update(task, description=escape(shown(stage)), completed=fraction)
 
         return by_bytes if self.unit == "bytes" else by_stage
 

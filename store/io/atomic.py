@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from store.errors import StoreError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -65,6 +68,26 @@ def atomic_writer(path: Path, *, newline: str | None = None) -> Iterator[IO[str]
     """A UTF-8 text handle whose content appears at `path` only if the block succeeds."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline=newline) as fh:
         yield fh
+
+
+def check_target(path: Path, fmt: str, force: bool) -> None:
+    """Where an export may go: into an existing folder; over nothing, or (with `force`) over
+    a regular file (a folder for `hf`). Never over a device, FIFO or socket."""
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "no such folder"
+        raise StoreError(f"{parent}: {what}; create it first")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    kind_ok = stat.S_ISDIR(mode) if fmt == "hf" else stat.S_ISREG(mode)
+    if not kind_ok and not stat.S_ISDIR(mode) and not stat.S_ISREG(mode):
+        raise StoreError(
+            f"{path} is not a regular file (a device, FIFO or socket); not writing there"
+        )
+    if not force and kind_ok:
+        raise StoreError(f"{path} exists; not replacing it (pass --force to replace it)")
 
 
 def _restrict(path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from store.errors import StoreError
-from store.io.atomic import atomic_path, atomic_writer
+from store.io.atomic import atomic_path, atomic_writer, check_target
 from store.io.card import render_card
 from store.labels import GOLD_LEVELS, resolve
 from store.repository import Repository
@@ -31,6 +31,8 @@ class ExportOptions:
     context_turns: int = 3
     split: tuple[float, float, float] | None = None
     seed: int = 0
+    force: bool = False
+    """Replace an existing export (atomically); without it an existing output is refused."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,10 @@ def gold_rows(repo: Repository, options: ExportOptions) -> list[dict[str, Any]]:
 HF_MARKERS = ("dataset_info.json", "dataset_dict.json")
 
 
-def check_output(out: Path, fmt: str) -> None:
-    """Refuse to overwrite anything that is not an earlier export of the same kind."""
+def check_output(out: Path, fmt: str, force: bool = True) -> None:
+    """Refuse to overwrite anything that is not an earlier export of the same kind, and
+    (without `force`) anything at all; a missing parent folder is an error."""
+    check_target(out, fmt, force)
     if not out.exists():
         return
     if fmt == "hf":
@@ -136,7 +140,9 @@ def check_output(out: Path, fmt: str) -> None:
 
 def export(repo: Repository, out: Path, options: ExportOptions) -> ExportReport:
     """Write the gold dataset and its card; both appear atomically, owner-readable only."""
-    check_output(out, options.fmt)
+    check_output(out, options.fmt, options.force)
+    if options.fmt != "hf":
+        check_target(out.with_name(out.name + ".card.md"), "md", options.force)
     rows = gold_rows(repo, options)
     if not rows:
         raise StoreError("nothing to export: no message has a gold label under this policy")

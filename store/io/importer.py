@@ -13,12 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from store import models as m
+from store.db import insert_ignoring, insert_or_get, writing
 from store.domain import ImportReport
 from store.errors import InputError, StoreError
 from store.io.atomic import atomic_writer
 from store.io.readers import open_rows
 from store.io.rows import ColumnMap, Plan, Record, Reject, records
 from store.labels import EventRow, derive
+from store.names import check_annotator_name
 from store.repository import Repository
 
 __all__ = ["BATCH_ROWS", "ColumnMap", "import_file"]
@@ -65,7 +67,11 @@ def import_file(
         keys, multi = frozenset(book.keys()), book.multi_label
     if columns.annotator is not None and not columns.annotator.strip():
         raise StoreError("--annotator must not be empty")
-    with repo.engine.begin() as conn:
+    if columns.annotator is not None:
+        check_annotator_name(columns.annotator)
+    conflict = f"{path}: another import wrote the same messages meanwhile; nothing was "
+    conflict += "imported from this file: run it again (it adds only what is missing)"
+    with writing(repo.engine, conflict) as conn:
         plan = Plan(
             source=source,
             columns=columns,
@@ -122,16 +128,8 @@ def import_file(
 def _annotator_id(conn: Connection, name: str) -> int:
     """The annotator's id, created inside the import's transaction (so a failed import
     leaves no trace of it)."""
-    name = name.strip()
-    row = conn.execute(select(ANNOTATORS.c.id).where(ANNOTATORS.c.name == name)).first()
-    if row is not None:
-        return int(row[0])
-    result = conn.execute(
-        insert(ANNOTATORS).values(name=name, role="expert", created_at=m.utcnow())
-    )
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    values = {"name": name.strip(), "role": "expert", "created_at": m.utcnow()}
+    return insert_or_get(conn, ANNOTATORS, "name", values)
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -193,15 +191,7 @@ def _write_batch(conn: Connection, plan: Plan, batch: list[Record], skip_bad: bo
         for ext, meta in _new_conversations(plan, kept)
     ]
     if new_conversations:
-        result = conn.execute(
-            insert(CONVERSATIONS).returning(
-                CONVERSATIONS.c.id, CONVERSATIONS.c.external_id, sort_by_parameter_order=True
-            ),
-            new_conversations,
-        )
-        for cid, ext in result:
-            plan.conversation_ids[ext] = cid
-        plan.conversations_added += len(new_conversations)
+        _insert_conversations(conn, plan, new_conversations)
 
     new_rows: list[tuple[Any, ...]] = []
     message_ids: dict[str, int] = {}
@@ -251,6 +241,22 @@ def _write_batch(conn: Connection, plan: Plan, batch: list[Record], skip_bad: bo
             ):
                 message_ids[ext] = mid
     _write_labels(conn, plan, kept, message_ids, existing)
+
+
+def _insert_conversations(conn: Connection, plan: Plan, rows: list[dict[str, Any]]) -> None:
+    """ON CONFLICT DO NOTHING (another import may create one meanwhile), then read ids."""
+    statement = insert_ignoring(conn, CONVERSATIONS, "external_id").returning(
+        CONVERSATIONS.c.external_id
+    )
+    for chunk in _chunks(rows, 900):
+        names = [row["external_id"] for row in chunk]
+        plan.conversations_added += len(conn.execute(statement, chunk).all())
+        for cid, ext in conn.execute(
+            select(CONVERSATIONS.c.id, CONVERSATIONS.c.external_id).where(
+                CONVERSATIONS.c.external_id.in_(names)
+            )
+        ):
+            plan.conversation_ids[ext] = cid
 
 
 _MESSAGE_COLUMNS = (

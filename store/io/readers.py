@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ CSV_FIELD_LIMIT = 256 * 1024 * 1024
 importer checks length itself, against `max_text_chars`."""
 
 
+MAX_DEPTH = 32
+"""Deepest nesting of lists and objects a JSONL row may have (metadata is flat in practice;
+a line nested 100,000 deep would otherwise exhaust Python's stack)."""
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 Row = dict[str, Any] | InputError
 """A row's values, or the problem that kept the row from being read (for --skip-bad)."""
 
@@ -41,6 +48,9 @@ class RowSource:
     total_bytes: int
     unit: str = "line"
     bytes_read: int = 0
+    nul_rows: set[int] = field(default_factory=set)
+    """Rows (by their first line) whose raw text holds a NUL byte, or a JSON `\\u0000`: the
+    validator looks at every field of these, and only these, for one."""
 
     def rows(self) -> Iterator[tuple[int, Row]]:
         """Yield (line or row number, values or a row-level InputError).
@@ -79,10 +89,13 @@ class RowSource:
         file = str(self.path)
         lines = self._lines()
         numbers: list[int] = []
+        nul = [False]
 
         def feed() -> Iterator[str]:
             for number, line in lines:
                 numbers.append(number)
+                if "\x00" in line:
+                    nul[0] = True
                 yield line
 
         delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
@@ -94,6 +107,8 @@ class RowSource:
         except csv.Error as exc:
             raise InputError(file, 1, None, f"bad CSV header: {exc}") from None
         header = [h.strip() for h in header]
+        if nul[0]:
+            raise InputError(file, 1, None, "the header contains a NUL byte")
         _check_header(file, header)
         self.columns = header
         width = len(header)
@@ -108,6 +123,9 @@ class RowSource:
                 continue
             if not record:
                 continue
+            if nul[0]:
+                self.nul_rows.add(start)
+                nul[0] = False
             if len(record) != width:
                 problem = f"expected {width} fields as in the header, found {len(record)}"
                 yield start, InputError(file, start, None, problem)
@@ -119,8 +137,15 @@ class RowSource:
         for number, line in self._lines():
             if not line.strip():
                 continue
+            problem = _too_deep(line)
+            if problem:
+                yield number, InputError(file, number, None, problem)
+                continue
             try:
                 value = json.loads(line)
+            except RecursionError:
+                yield number, InputError(file, number, None, _DEEP)
+                continue
             except json.JSONDecodeError as exc:
                 cut = "" if line.rstrip().endswith("}") else "; the line looks cut off"
                 reason = exc.msg.removesuffix(" at")
@@ -131,6 +156,13 @@ class RowSource:
                 problem = f"expected a JSON object, got {type(value).__name__}"
                 yield number, InputError(file, number, None, problem)
                 continue
+            if "\\u0000" in line:
+                self.nul_rows.add(number)
+            if _SURROGATE_ESCAPE.search(line):
+                bad = _unpaired_surrogate(value)
+                if bad is not None:
+                    yield number, InputError(file, number, bad[0], bad[1])
+                    continue
             yield number, value
 
     def _parquet_rows(self) -> Iterator[tuple[int, Row]]:
@@ -148,6 +180,57 @@ class RowSource:
                 number += 1
                 yield number, values
             self.bytes_read = int(self.total_bytes * number / total_rows)
+
+
+_DEEP = f"JSON nested more than {MAX_DEPTH} levels deep"
+
+
+def _too_deep(line: str) -> str | None:
+    """The nesting problem of a JSONL line, measured without recursion; None when fine."""
+    if line.count("[") + line.count("{") <= MAX_DEPTH:
+        return None
+    depth = 0
+    in_string = escaped = False
+    for ch in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _DEEP
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+def _unpaired_surrogate(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(column, problem) for the first string holding half of a UTF-16 surrogate pair (a
+    `\\ud800` escape JSON accepts but no text encoding can store), else None."""
+    for key, value in row.items():
+        stack: list[Any] = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                found = _SURROGATE.search(item)
+                if found:
+                    code = ord(found.group())
+                    return str(key).encode("utf-8", "backslashreplace").decode(), (
+                        f"holds an unpaired surrogate \\u{code:04x}, which is not text "
+                        "(fix the JSON escape)"
+                    )
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+    return None
 
 
 def _check_header(file: str, header: list[str]) -> None:

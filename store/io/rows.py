@@ -9,6 +9,7 @@ from typing import Any
 
 from store.errors import InputError
 from store.io.readers import RowSource
+from store.names import name_problem
 
 MISSING_LABELS = frozenset({"", "n/a", "na", "nan", "none", "null"})
 """Label cells that mean 'no label' (AnnoMI writes n/a on client turns)."""
@@ -222,6 +223,9 @@ def _validate(plan: Plan, line: int, values: dict[str, Any]) -> Record:
             plan, line, cols.text, "message text contains a NUL byte, which databases cannot store"
         )
 
+    if line in plan.source.nul_rows:
+        _refuse_nul(plan, line, values)
+
     speaker = _text_field(plan, line, values, cols.speaker).lower() if cols.speaker else ""
     labelable = not cols.labelable_speakers or speaker in cols.labelable_speakers
 
@@ -248,6 +252,9 @@ def _validate(plan: Plan, line: int, values: dict[str, Any]) -> Record:
         coder = _text_field(plan, line, values, cols.annotator_column)
         if cols.annotator:
             coder = f"{cols.annotator}-{coder}"
+        problem = name_problem(coder)
+        if problem is not None:
+            raise _fail(plan, line, cols.annotator_column, f"annotator name {problem}")
     first = plan.seen_ids.get(external_id)
     if first is not None and coder is not None:
         return _repeat(plan, line, values, raw_text, external_id, conversation, coder, labelable)
@@ -316,6 +323,20 @@ def _validate(plan: Plan, line: int, values: dict[str, Any]) -> Record:
         conversation_meta,
         coder,
     )
+
+
+def _refuse_nul(plan: Plan, line: int, values: dict[str, Any]) -> None:
+    """Any field (or nested value) with a NUL byte: databases cannot store one."""
+    for key, value in values.items():
+        stack: list[Any] = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str) and "\x00" in item:
+                raise _fail(plan, line, key, "contains a NUL byte, which databases cannot store")
+            if isinstance(item, dict):
+                stack.extend([*item.keys(), *item.values()])
+            elif isinstance(item, list):
+                stack.extend(item)
 
 
 def _repeat(

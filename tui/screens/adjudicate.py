@@ -15,8 +15,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from store import Dispute
+from tui.failures import ENVIRONMENTAL, failure_text
+from tui.safe import literal, shown
 from tui.screens.prompt import PromptScreen
-from tui.widgets.conversation import ContextView, MessageCard, literal
+from tui.widgets.conversation import ContextView, MessageCard
 
 if TYPE_CHECKING:
     from tui.app import TechneApp
@@ -82,8 +84,8 @@ class AdjudicateScreen(Screen[None]):
         for d in self.disputes:
             table.add_row(
                 str(d.message_id),
-                d.reason,
-                Text(", ".join(sorted(d.coder_labels))),
+                literal(d.reason),
+                literal(", ".join(sorted(d.coder_labels))),
                 key=str(d.message_id),
             )
         self._update_bar()
@@ -143,16 +145,14 @@ class AdjudicateScreen(Screen[None]):
                 for e in events
                 if e.annotator == name and e.kind in ("note", "flag")
             ]
-            table.add_row(Text(name), Text(", ".join(labels)), Text(literal("; ".join(remarks))))
+            table.add_row(literal(name), literal(", ".join(labels)), literal("; ".join(remarks)))
         others = [e for e in events if e.annotator not in dispute.coder_labels]
         for e in others:
             if e.kind in ("note", "flag"):
-                table.add_row(
-                    Text(e.annotator), "", Text(literal(f"{e.kind}: {e.note or e.reason}"))
-                )
+                table.add_row(literal(e.annotator), "", literal(f"{e.kind}: {e.note or e.reason}"))
         if dispute.model_label is not None:
             tag = tags.get(dispute.model_version_id or -1, "model")
-            table.add_row(Text(f"model {tag}"), Text(dispute.model_label), "")
+            table.add_row(literal(f"model {tag}"), literal(dispute.model_label), "")
         return table
 
     def watch_choice(self, choice: int) -> None:
@@ -163,7 +163,7 @@ class AdjudicateScreen(Screen[None]):
             style = "reverse bold" if index == choice else ""
             keys = [str(index + 1)] if index < 9 else []
             keys += [technique.hotkey] if technique.hotkey else []
-            body.append(f" {'/'.join(keys)} {technique.name} ", style=style)
+            body.append_text(literal(f" {'/'.join(keys)} {technique.name} ", style=style))
         if self.note:
             body.append("\nnote: ")
             body.append(literal(self.note))
@@ -173,7 +173,7 @@ class AdjudicateScreen(Screen[None]):
         bar = Text()
         bar.append(" Adjudication ", style="bold reverse")
         bar.append(
-            f"  {self.techne.annotator}  ·  {len(self.disputes)} open  ·  "
+            f"  {shown(self.techne.annotator)}  ·  {len(self.disputes)} open  ·  "
             f"{self.decided} decided this session  ·  model disputes "
             f"{'shown' if self.include_model else 'hidden'}  ·  digits choose, enter decides"
         )
@@ -191,7 +191,13 @@ class AdjudicateScreen(Screen[None]):
             return
         app = self.techne
         label = app.codebook.techniques[self.choice].key
-        app.repo.add_event(dispute.message_id, app.annotator, "adjudicate", [label], note=self.note)
+        try:
+            app.repo.add_event(
+                dispute.message_id, app.annotator, "adjudicate", [label], note=self.note
+            )
+        except ENVIRONMENTAL as exc:  # the dispute stays open, the decision unsaved
+            self.notify(f"NOT SAVED: {failure_text(exc)}", severity="error")
+            return
         self.decided += 1
         row = self.query_one(DataTable).cursor_row
         self.note = None

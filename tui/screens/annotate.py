@@ -16,7 +16,9 @@ from textual.worker import get_current_worker
 
 from store import MessageView
 from store.queue import Suggestion
+from tui.failures import ENVIRONMENTAL, failure_text
 from tui.messages import LabelSaved, RoundFailed, RoundFinished, RoundProgressed
+from tui.safe import shown
 from tui.screens.find import FindScreen
 from tui.screens.prompt import PromptScreen
 from tui.widgets.codebook_panel import CodebookPanel
@@ -171,8 +173,8 @@ class AnnotateScreen(Screen[None]):
         hours = max((time.monotonic() - self.started) / 3600, 1 / 3600)
         bar = Text()
         bar.append(" Techne ", style="bold reverse")
-        bar.append(f"  {app.annotator}  ·  codebook {app.codebook.key}  ·  ")
-        bar.append(f"model {model.tag if model else 'none'}  ·  ")
+        bar.append(shown(f"  {app.annotator}  ·  codebook {app.codebook.key}  ·  "))
+        bar.append(shown(f"model {model.tag if model else 'none'}  ·  "))
         total = len(self.history) + len(self.queue)
         bar.append(f"message {self.position + 1} of {total}  ·  " if self.current else "done  ·  ")
         if self.batch:
@@ -237,20 +239,31 @@ class AnnotateScreen(Screen[None]):
         )
         self._show_codebook_for(suggestions.selected)
 
-    def _save(self, kind: str, labels: list[str] | None = None, **fields: Any) -> int:
+    def _save(self, kind: str, labels: list[str] | None = None, **fields: Any) -> int | None:
+        """The saved event's id; None when the store refused it (disk full, database gone):
+        then the error is shown in place and the message stays on screen, unconfirmed."""
         app = self.techne
         assert self.current is not None
-        event_id = app.repo.add_event(
-            self.current.id,
-            app.annotator,
-            kind,
-            labels or [],
-            model_version_id=self.suggestion.model_version_id if self.suggestion else None,
-            seconds=round(time.monotonic() - self.shown_at, 3),
-            **fields,
-        )
+        try:
+            event_id = app.repo.add_event(
+                self.current.id,
+                app.annotator,
+                kind,
+                labels or [],
+                model_version_id=self.suggestion.model_version_id if self.suggestion else None,
+                seconds=round(time.monotonic() - self.shown_at, 3),
+                **fields,
+            )
+        except ENVIRONMENTAL as exc:
+            self._not_saved(exc)
+            return None
         self.post_message(LabelSaved(self.current.id, event_id, kind))
         return event_id
+
+    def _not_saved(self, exc: BaseException) -> None:
+        problem = f"NOT SAVED: {failure_text(exc)}"
+        self.query_one("#statusline", Static).update(Text(shown(problem), style="bold"))
+        self.notify(problem, severity="error")
 
     def action_accept(self) -> None:
         if self.current is None:
@@ -272,6 +285,8 @@ class AnnotateScreen(Screen[None]):
         )
         had = app.repo.current_labels(self.current.id, app.annotator)
         event_id = self._save("correct" if had else "label", labels, accepted_suggestion=accepted)
+        if event_id is None:
+            return
         self.undo_stack.append((event_id, self.current.id))
         self.saved += 1
         self.coded.add(self.current.id)
@@ -286,6 +301,8 @@ class AnnotateScreen(Screen[None]):
         if self.current is None:
             return
         event_id = self._save("skip")
+        if event_id is None:
+            return
         self.undo_stack.append((event_id, self.current.id))
         self._advance()
 
@@ -296,6 +313,8 @@ class AnnotateScreen(Screen[None]):
         def flagged(reason: str | None) -> None:
             if reason and self.current is not None:
                 event_id = self._save("flag", reason=reason)
+                if event_id is None:
+                    return
                 self.undo_stack.append((event_id, self.current.id))
                 self.notify("Flagged for a lead.")
 
@@ -307,8 +326,8 @@ class AnnotateScreen(Screen[None]):
 
         def noted(note: str | None) -> None:
             if note and self.current is not None:
-                self._save("note", note=note)
-                self.notify("Note saved.")
+                if self._save("note", note=note) is not None:
+                    self.notify("Note saved.")
 
         self.app.push_screen(PromptScreen("Note on this message", "note"), noted)
 
@@ -320,7 +339,12 @@ class AnnotateScreen(Screen[None]):
         event_id, message_id = self.undo_stack.pop()
         app = self.techne
         before = app.repo.current_labels(message_id, app.annotator) or ()
-        app.repo.add_event(message_id, app.annotator, "undo", target_event_id=event_id)
+        try:
+            app.repo.add_event(message_id, app.annotator, "undo", target_event_id=event_id)
+        except ENVIRONMENTAL as exc:
+            self.undo_stack.append((event_id, message_id))
+            self._not_saved(exc)
+            return
         after = app.repo.current_labels(message_id, app.annotator) or ()
         counts = self.query_one(SuggestionList).counts
         for label in before:
@@ -444,7 +468,7 @@ class AnnotateScreen(Screen[None]):
     @on(RoundProgressed)
     def _round_progressed(self, message: RoundProgressed) -> None:
         self.query_one("#round-progress", ProgressBar).update(progress=message.fraction)
-        self.query_one("#statusline", Static).update(f"Retraining: {message.stage}…")
+        self.query_one("#statusline", Static).update(Text(shown(f"Retraining: {message.stage}…")))
 
     @on(RoundFinished)
     def _round_finished(self, message: RoundFinished) -> None:
@@ -452,7 +476,10 @@ class AnnotateScreen(Screen[None]):
         self.query_one("#round-progress").display = False
         f1 = f"{message.macro_f1:.3f}" if isinstance(message.macro_f1, float) else "n/a"
         self.query_one("#statusline", Static).update(
-            f"Model {message.tag} is active (held-out macro-F1 {f1}); {message.queued} queued."
+            Text(
+                shown(f"Model {message.tag} is active (held-out macro-F1 {f1}); ")
+                + f"{message.queued} queued."
+            )
         )
         app = self.techne
         app.active_model = app.repo.artifacts.active()

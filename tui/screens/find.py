@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -11,7 +10,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from store import MessageView
-from tui.widgets.conversation import literal
+from tui.safe import literal
 
 
 class FindScreen(ModalScreen[int | None]):
@@ -26,12 +25,14 @@ class FindScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="find"):
-            yield Label(f"{len(self.matches)} messages containing {self.needle!r}", markup=False)
+            yield Label(
+                literal(f"{len(self.matches)} messages containing {self.needle!r}"), markup=False
+            )
             yield OptionList(
                 *(
                     Option(
-                        Text(f"{m.conversation_external_id}#{m.position}  ")
-                        + Text(literal(m.text[:100])),
+                        literal(f"{m.conversation_external_id}#{m.position}  ")
+                        + literal(m.text[:100]),
                         id=str(m.id),
                     )
                     for m in self.matches

@@ -27,6 +27,7 @@ from tui.insights_view import (
     profile_rows,
     summary_table,
 )
+from tui.safe import literal
 
 if TYPE_CHECKING:
     from tui.app import TechneApp
@@ -145,14 +146,14 @@ class InsightsScreen(Screen[None]):
         plot.refresh()
         table = self.query_one("#insights-profiles", DataTable)
         table.clear(columns=True)
-        table.add_columns(*(Text(name) for name in profile_columns(report)))
+        table.add_columns(*(literal(name) for name in profile_columns(report)))
         table.add_rows(profile_rows(report))
 
     @on(Refused)
     def _show_refusal(self, message: Refused) -> None:
         self.notify(message.error, severity="warning", markup=False)
         if self.report is None:
-            self.query_one("#insights-header", Static).update(Text(message.error))
+            self.query_one("#insights-header", Static).update(literal(message.error))
         if self.source != "gold":
             self.source = "gold"
             self._refresh()

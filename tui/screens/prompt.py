@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from tui.safe import literal
+
 
 class PromptScreen(ModalScreen[str | None]):
     """Returns the typed text, or None on escape."""
@@ -21,7 +23,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt"):
-            yield Label(self.question, markup=False)
+            yield Label(literal(self.question), markup=False)
             yield Input(placeholder=self.placeholder, id="prompt-input")
 
     @on(Input.Submitted)

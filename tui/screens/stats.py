@@ -13,6 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
+from tui.safe import literal, shown
+
 if TYPE_CHECKING:
     from tui.app import TechneApp
 
@@ -59,7 +61,7 @@ class StatsScreen(Screen[None]):
             kappa = rounds[v.id].stats.get("kappa_vs_previous") if v.id in rounds else None
             table.add_row(
                 "*" if v.active else "",
-                v.tag,
+                literal(v.tag),
                 str(v.metrics.get("train_size", "")),
                 _num(f1),
                 _num(ece),
@@ -101,13 +103,13 @@ class StatsScreen(Screen[None]):
         for t in app.codebook.techniques:
             count = status["labelled_per_technique"].get(t.key, 0)
             target = f"{count}/{t.target}" if t.target else "-"
-            per.add_row(t.name, _num(scores.get(t.key, {}).get("f1")), str(count), target)
+            per.add_row(literal(t.name), _num(scores.get(t.key, {}).get("f1")), str(count), target)
         self.query_one("#per-technique", Static).update(per)
 
         confusion = Text("Confusion matrix (rows: gold, columns: predicted)\n", style="bold")
         matrix = active.metrics.get("confusion") if active else None
         if matrix:
-            keys = [t.hotkey or t.key[:1] for t in app.codebook.techniques]
+            keys = [shown(t.hotkey or t.key[:1]) for t in app.codebook.techniques]
             confusion.append("    " + "".join(f"{k:>4}" for k in keys) + "\n", style="bold")
             for key, row in zip(keys, matrix, strict=False):
                 confusion.append(f"{key:>3} " + "".join(f"{v:>4}" for v in row) + "\n")

@@ -6,22 +6,15 @@ from rich.text import Text
 from textual.widgets import Static
 
 from store import MessageView
-
-
-def literal(text: str) -> str:
-    """Control bytes made visible (escape sequences must never reach the terminal)."""
-    return "".join(
-        ch if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127) else f"\\x{ord(ch):02x}"
-        for ch in text
-    )
+from tui.safe import literal
 
 
 def turn_text(message: MessageView, *, current: bool = False) -> Text:
     """One turn: the speaker in bold, then the text as plain characters (never markup)."""
     line = Text()
     style = "bold reverse" if current else "bold"
-    line.append(f"{message.speaker or 'speaker'}: ", style=style)
-    line.append(literal(message.text))
+    line.append_text(literal(f"{message.speaker or 'speaker'}: ", style=style))
+    line.append_text(literal(message.text, multiline=True))
     return line
 
 
@@ -48,10 +41,13 @@ class MessageCard(Static):
 
     def show(self, message: MessageView) -> None:
         body = Text()
-        body.append(
-            f"conversation {message.conversation_external_id} · turn {message.position} · "
-            f"id {message.external_id}\n",
-            style="italic",
+        body.append_text(
+            literal(
+                f"conversation {message.conversation_external_id} · turn {message.position} · "
+                f"id {message.external_id}",
+                style="italic",
+            )
         )
+        body.append("\n")
         body.append_text(turn_text(message, current=True))
         self.update(body)

@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from store import CodebookView
 from store.queue import Suggestion
+from tui.safe import literal, shown
 
 BAR = 20
 
@@ -48,7 +49,7 @@ class SuggestionList(Static):
         elif not self.revealed:
             body.append("blind mode: suggestion hidden until you choose\n", style="italic")
         else:
-            body.append(f"suggested by {s.model_tag}", style="italic")
+            body.append_text(literal(f"suggested by {s.model_tag}", style="italic"))
             if s.stale:
                 body.append("  STALE: a newer model is active", style="bold")
             body.append("\n")
@@ -57,7 +58,7 @@ class SuggestionList(Static):
             if self.codebook.multi_label:
                 mark += "☑" if t.key in self.toggled else "☐"
             digit = str(i + 1) if i < 9 else " "
-            row = Text(f"{mark} {digit} [{t.hotkey or ' '}] {t.name:<28}")
+            row = literal(f"{mark} {digit} [{shown(t.hotkey or ' ')}] {shown(t.name):<28}")
             if s is not None and self.revealed:
                 p = float(s.probabilities.get(t.key, 0.0))
                 row.append("█" * round(p * BAR) + "·" * (BAR - round(p * BAR)))

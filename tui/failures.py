@@ -1,0 +1,26 @@
+"""Failures the machine or the input causes (disk full, a broken database, input nested
+too deeply): one line for a person instead of a traceback."""
+
+from __future__ import annotations
+
+from store.db import DatabaseFailure
+
+ENVIRONMENTAL = (OSError, RecursionError, MemoryError, UnicodeError, DatabaseFailure)
+"""What the CLI and the app report as one line; anything else is a bug and keeps its
+traceback."""
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for an environmental failure: what failed and, for a file, which."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or exc.__class__.__name__
+        where = exc.filename
+        return f"{where}: {what}" if where else what
+    if isinstance(exc, DatabaseFailure):
+        first = str(exc.orig).splitlines()[0] if str(exc.orig) else exc.__class__.__name__
+        return f"the database failed: {first}"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to process"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"{exc.__class__.__name__}: {exc}"
