@@ -6,25 +6,21 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from store import (
-    Repository,
-    TechneError,
-    Workspace,
-    WorkspaceError,
-    load_codebook_file,
-    load_workspace,
-    write_config,
-)
-from store.io import ColumnMap, ExportOptions, export, format_for, import_file
-from store.workspace import CONFIG_NAME, DB_NAME, resolve_db_url
+from store.errors import TechneError, WorkspaceError
+from store.workspace import CONFIG_NAME, DB_NAME, load_workspace, resolve_db_url, write_config
 from tui import options as opt
 from tui.progress import ProgressBar
+
+if TYPE_CHECKING:  # the store's SQLAlchemy half loads inside the commands that use it
+    from store import Repository, Workspace
+    from store.io import ColumnMap
+
+opt.hide_flag_types()
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -103,6 +99,7 @@ def _in_workspace(explicit: Path | None) -> bool:
 
 def _codebook_spec(name_or_file: str) -> Any:
     import seeds
+    from store.codebooks import load_codebook_file
 
     path = seeds.codebook_path(name_or_file)
     if path is None:
@@ -118,6 +115,8 @@ def _codebook_spec(name_or_file: str) -> Any:
 
 def init_workspace(path: Path, codebook: str, db: str | None, name: str | None = None) -> Workspace:
     """Create a workspace folder with techne.toml, its database and codebook."""
+    from store.repository import Repository
+
     spec = _codebook_spec(codebook)
     if (path / CONFIG_NAME).exists():
         raise WorkspaceError(f"{path} is already a Techne workspace ({CONFIG_NAME} exists)")
@@ -179,6 +178,8 @@ def column_map(
     **columns: Any,
 ) -> ColumnMap:
     """A ColumnMap from the import flags."""
+    from store.io import ColumnMap
+
     return ColumnMap(
         labelable_speakers=tuple(s.strip().lower() for s in labelable_speaker or ()),
         conversation_fields=tuple(conversation_field or ()),
@@ -231,6 +232,8 @@ def import_cmd(
     """
     if skip_bad and rejects is None:
         raise typer.BadParameter("--skip-bad needs --rejects FILE to say where bad rows go")
+    from store.io import import_file
+
     ws, repo = _opts(ctx).open()
     columns = column_map(
         text=text,
@@ -326,6 +329,8 @@ def export_cmd(
 
         techne export gold_hf --format hf --gold majority
     """
+    from store.io import ExportOptions, export, format_for
+
     ws, repo = _opts(ctx).open()
     try:
         options = ExportOptions(
@@ -356,6 +361,8 @@ def export_cmd(
 
 def print_status(ws: Workspace, report: dict[str, Any]) -> None:
     """The status report as tables."""
+    from rich.table import Table
+
     out.print(f"Workspace {ws.root}  ·  codebook {report['codebook']}", markup=False)
     out.print(
         f"{report['messages']:,} messages in {report['conversations']:,} conversations; "
@@ -418,6 +425,7 @@ def build_demo(
     `train`, run a first round so the demo opens with a model and suggestions. `db` puts the
     store in PostgreSQL instead of the workspace's SQLite file."""
     import seeds
+    from store.io import ColumnMap, import_file
 
     if fresh and path.exists():
         if not (path / CONFIG_NAME).exists():

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from store import Repository, TechneError
-from store.io import import_file
+from store.errors import TechneError
+
+if TYPE_CHECKING:
+    from store.repository import Repository
 from tui import options as opt
 from tui.cli import _opts, app, column_map, err, out
 from tui.progress import ProgressBar
@@ -295,6 +297,9 @@ def simulate_cmd(
         finally:
             ws_repo.close()
     assert spec is not None
+    from store.io import import_file
+    from store.repository import Repository
+
     with tempfile.TemporaryDirectory() as tmp:
         repo = Repository.open(f"sqlite:///{Path(tmp) / 'sim.db'}", create=True)
         try:

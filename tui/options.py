@@ -43,3 +43,21 @@ InputFormat = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 Device = Annotated[str | None, typer.Option(help="auto | cpu | cuda (default: techne.toml).")]
 OptionalPath = Annotated[Path | None, typer.Option()]
+
+
+def hide_flag_types() -> None:
+    """Typer's help shows every option's Python type, so flags (`--json`, `--help`) read
+    `<bool>` as if they took a value. Show nothing in the type column for flags instead."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "hides_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)  # type: ignore[arg-type]
+
+    display_type_rich.hides_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
