@@ -18,6 +18,7 @@ from learning.inputs import ModelInput, Turn, following_turns
 from learning.registry import Predictor
 from store import InputError, TechneError
 from store.io import ColumnMap, open_rows
+from store.io.readers import RowSource
 
 CHUNK_ROWS = 10_000
 """Rows per part file: the unit of resumption and the bound on memory."""
@@ -58,7 +59,7 @@ class _Waiting:
 
 
 def _chunks(
-    source_path: Path,
+    source_path: Path | RowSource,
     columns: ColumnMap,
     turns: int,
     fmt: str | None,
@@ -71,12 +72,12 @@ def _chunks(
     conversation: a row waits (in file order, so chunks stay the same from run to run)
     until they are read, its conversation ends the file, or FOLLOWING_ROWS rows have passed.
     """
-    source = open_rows(source_path, fmt)
+    source = source_path if isinstance(source_path, RowSource) else open_rows(source_path, fmt)
     history: OrderedDict[str, deque[Turn]] = OrderedDict()
     chunk: list[tuple[str, str, ModelInput]] = []
     waiting: deque[_Waiting] = deque()
     missing: dict[str, deque[_Waiting]] = {}  # per conversation: rows still short of turns
-    file = str(source_path)
+    file = str(source.path)
     row = -1
 
     def ready(w: _Waiting) -> bool:
@@ -186,11 +187,11 @@ def predict_file(
     labels = predictor.labels
     predictor.batch_size = batch_size
     rows = resumed = chunks = 0
-    total = stat.st_size
+    reader = open_rows(source, fmt)  # progress: the share of the file read so far
     card = predictor.card
     after = following_turns(card.context_mode, card.context_turns)
     for number, chunk in enumerate(
-        _chunks(source, columns, card.context_turns, fmt, chunk_rows, after)
+        _chunks(reader, columns, card.context_turns, fmt, chunk_rows, after)
     ):
         chunks += 1
         rows += len(chunk)
@@ -214,7 +215,7 @@ def predict_file(
         pq.write_table(table, tmp)
         os.replace(tmp, part)  # a part exists whole or not at all
         if progress:
-            progress(min(rows, total), total)
+            progress(reader.bytes_read, reader.total_bytes)
     _combine(parts, output)
     shutil.rmtree(parts)
     seconds = time.perf_counter() - started

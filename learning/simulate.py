@@ -128,7 +128,7 @@ def simulate(
             per_seed.append(curve(data, name, budgets, seed, step=step, split=split))
             done += 1
             if progress:
-                progress(f"simulating {name}", done / runs)
+                progress(f"simulating {name}: {done} of {runs} runs", done / runs)
         scores = np.asarray(per_seed)
         means = scores.mean(axis=0)
         span = max(budgets) - min(budgets) or 1

@@ -436,7 +436,7 @@ def build_demo(
     ws = load_workspace(path)
     repo = ws.open_repository()
     try:
-        import_file(
+        report = import_file(
             repo,
             seeds.demo_corpus(),
             ColumnMap(
@@ -450,12 +450,31 @@ def build_demo(
                 conversation_fields=("topic", "quality", "outcome"),
             ),
         )
+        if report.messages_added:
+            err.print(
+                f"Demo corpus: {report.messages_added:,} messages in "
+                f"{report.conversations_added:,} conversations, {report.labels_added:,} seed "
+                "labels",
+                markup=False,
+            )
         if train and repo.artifacts.active() is None:
             from learning.rounds import run_round
             from learning.settings import LearningSettings
 
+            err.print(
+                "Training a first model on the seed labels (encodes every message once; "
+                "a minute or two on a laptop CPU)",
+                markup=False,
+            )
             with ProgressBar(err, "training a first model") as progress:
-                run_round(repo, ws.models_dir, LearningSettings.from_workspace(ws), progress)
+                result = run_round(
+                    repo, ws.models_dir, LearningSettings.from_workspace(ws), progress
+                )
+            err.print(
+                f"First model {result.model.tag}: trained on {result.metrics['train_size']:,} "
+                f"labels in {sum(result.timings.values()):.0f} s",
+                markup=False,
+            )
     finally:
         repo.close()
     return ws
