@@ -20,7 +20,7 @@ from store.errors import StoreError
 from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, resolve
 from store.predictions import PredictionSets
 from store.queue import Suggestion
-from store.team import TeamPolicy, claim_next, release, release_all
+from store.team import DECIDING_ROLES, TeamPolicy, claim_next, release, release_all, role_refusal
 
 EVENT_ROW_BATCH = 20_000
 
@@ -320,8 +320,9 @@ class Repository:
             who = s.exec(select(m.Annotator).where(m.Annotator.name == annotator)).first()
             if who is None:
                 raise StoreError(f"unknown annotator {annotator!r}")
-            if kind == "adjudicate" and who.role not in ("lead", "maintainer"):
-                raise StoreError(f"{annotator} is an {who.role}: only leads adjudicate")
+            if kind == "adjudicate" and who.role not in DECIDING_ROLES:
+                roles = {a.name: a.role for a in s.exec(select(m.Annotator))}
+                raise StoreError(role_refusal(annotator, who.role, "adjudicate", roles))
             if s.get(m.CounselingMessage, message_id) is None:
                 raise StoreError(f"no message with id {message_id}")
             if kind == "undo":
@@ -343,6 +344,7 @@ class Repository:
                 note=note,
                 reason=reason,
                 source=source,
+                role=who.role,
             )
             s.add(row)
             if kind in LABELLING_KINDS or kind == "skip":
@@ -391,6 +393,7 @@ class Repository:
                 reason=e.reason,
                 source=e.source,
                 created_at=e.created_at.isoformat(),
+                role=e.role,
             )
             for e, name in rows
         ]

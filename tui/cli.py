@@ -15,6 +15,7 @@ from store.errors import TechneError, WorkspaceError
 from store.workspace import CONFIG_NAME, DB_NAME, load_workspace, resolve_db_url, write_config
 from tui import options as opt
 from tui.progress import ProgressBar
+from tui.safe import shown
 
 if TYPE_CHECKING:  # the store's SQLAlchemy half loads inside the commands that use it
     from store import Repository, Workspace
@@ -113,8 +114,17 @@ def _codebook_spec(name_or_file: str) -> Any:
     return load_codebook_file(path)
 
 
-def init_workspace(path: Path, codebook: str, db: str | None, name: str | None = None) -> Workspace:
-    """Create a workspace folder with techne.toml, its database and codebook."""
+def init_workspace(
+    path: Path,
+    codebook: str,
+    db: str | None,
+    name: str | None = None,
+    maintainer: str | None = None,
+) -> Workspace:
+    """Create a workspace folder with techne.toml, its database and codebook. Its creator
+    (`maintainer`, default: the login name) is its maintainer, who may also adjudicate."""
+    import getpass
+
     from store.repository import Repository
 
     spec = _codebook_spec(codebook)
@@ -127,6 +137,7 @@ def init_workspace(path: Path, codebook: str, db: str | None, name: str | None =
         repo = Repository.open(url, create=True)
         try:
             repo.install_codebook(spec)
+            repo.set_role(maintainer or getpass.getuser(), "maintainer")
         finally:
             repo.close()
         write_config(path, name=name or path.resolve().name, codebook=spec.key, db_url=db)
@@ -151,8 +162,14 @@ def init_cmd(
         str | None, typer.Option("--db", help="Store in this database instead of techne.db.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Workspace name (default: folder name).")] = None,
+    maintainer: Annotated[
+        str | None,
+        typer.Option(help="Who maintains it (retrains, adjudicates, gives roles; default: you)."),
+    ] = None,
 ) -> None:
-    """Create a workspace: techne.toml, the database and the codebook.
+    """Create a workspace: techne.toml, the database and the codebook. You (or --maintainer)
+    become its maintainer; others join as experts, and `techne annotators add NAME --role
+    lead` lets someone adjudicate.
 
     Examples:
 
@@ -161,10 +178,16 @@ def init_cmd(
         techne init team --db postgresql://techne@db.example/techne
     """
     db = db or _opts(ctx).db
-    ws = init_workspace(path, codebook, db, name)
+    import getpass
+
+    who = (maintainer or getpass.getuser()).strip()
+    ws = init_workspace(path, codebook, db, name, who)
     where = ws.db_url if db else str(ws.root / DB_NAME)
     out.print(
-        f"Created workspace {ws.root} (codebook {ws.codebook_key}, store {where})", markup=False
+        f"Created workspace {ws.root} (codebook {ws.codebook_key}, store {where}); "
+        f"{shown(who)} is its maintainer. Give roles with "
+        "`techne annotators add NAME --role lead`.",
+        markup=False,
     )
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from store import TechneError
+from store.errors import TechneError
 from tui import options as opt
 from tui.cli import _opts, app, out
 
@@ -95,7 +95,8 @@ def history_cmd(
     message: Annotated[str, typer.Argument(help="Message id (external id or number).")],
     as_json: opt.Json = False,
 ) -> None:
-    """Every event on a message, oldest first: who did what, when, with which model shown.
+    """Every event on a message, oldest first: who did what (with the role they had then),
+    when, with which model shown.
 
     Example:
 
@@ -105,7 +106,6 @@ def history_cmd(
     try:
         msg = repo.find_message(message)
         events = repo.events(msg.id)
-        roles = repo.annotators()
         tags = repo.model_tags()
     finally:
         repo.close()
@@ -120,7 +120,7 @@ def history_cmd(
     out.print(header, soft_wrap=True)
     for e in events:
         line = Text(f"#{e.id}  {e.created_at[:19]}  ")
-        line.append(f"{e.annotator} ({roles.get(e.annotator, '?')})", style="bold")
+        line.append(f"{e.annotator} ({e.role or 'role not recorded'})", style="bold")
         line.append(f"  {e.kind}")
         if e.labels:
             line.append("  " + ", ".join(e.labels))
@@ -160,17 +160,16 @@ def adjudicate_cmd(
         techne -w study adjudicate --list --json
     """
     if not list_only and not as_json:
+        from store.team import DECIDING_ROLES, role_refusal
         from tui.app import make_app
 
         opts = _opts(ctx)
         application = make_app(opts.workspace, opts.db, annotator, adjudicate=True)
-        role = application.repo.annotators().get(application.annotator)
-        if role not in ("lead", "maintainer"):
+        roles = application.repo.annotators()
+        role = roles.get(application.annotator)
+        if role not in DECIDING_ROLES:
             application.repo.close()
-            raise TechneError(
-                f"{application.annotator} is an {role}: only leads adjudicate "
-                f"(techne annotators add {application.annotator} --role lead)"
-            )
+            raise TechneError(role_refusal(application.annotator, role, "adjudicate", roles))
         application.run()
         return
     _, repo = _opts(ctx).open()

@@ -355,6 +355,7 @@ def _write_labels(
             for who, labels_now in derive(mid, history).coder_labels.items():
                 current[(mid, int(who))] = labels_now
     events: list[dict[str, Any]] = []
+    roles = _roles(conn, set(coder_ids.values()))
     for i, record in enumerate(labelled):
         if i not in coder_ids:
             continue
@@ -369,11 +370,20 @@ def _write_labels(
                 "labels": list(record.labels),
                 "source": f"import:{plan.source.path.name}:{record.line}",
                 "created_at": m.utcnow(),
+                "role": roles.get(coder_ids[i]),
             }
         )
     if events:
         conn.execute(insert(EVENTS), events)
         plan.labels_added += len(events)
+
+
+def _roles(conn: Connection, annotator_ids: set[int]) -> dict[int, str]:
+    """Annotator id -> role now, written on each imported event."""
+    rows = conn.execute(
+        select(ANNOTATORS.c.id, ANNOTATORS.c.role).where(ANNOTATORS.c.id.in_(sorted(annotator_ids)))
+    )
+    return {int(i): str(role) for i, role in rows}
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
