@@ -489,17 +489,21 @@ class Repository:
             return state.coder_labels.get(annotator)
         return None
 
-    def suggestion_acceptance(self) -> dict[str, int]:
-        """Labelling events made with a suggestion on screen, and how many accepted it as shown."""
-        with self.engine.connect() as conn:
-            rows = raw_rows(
-                conn,
-                "SELECT COUNT(*), SUM(CASE WHEN accepted_suggestion THEN 1 ELSE 0 END) "
-                "FROM annotation_events WHERE kind IN ('label', 'correct') "
-                "AND model_version_id IS NOT NULL",
-            )
-        shown, accepted = rows[0]
-        return {"shown": int(shown or 0), "accepted": int(accepted or 0)}
+    def suggestion_acceptance(self, annotator: str | None = None) -> dict[str, int]:
+        """Messages coded with a suggestion on screen (`shown`), and how many of them were
+        accepted as shown (`accepted`: the current code is the suggestion), for one annotator
+        or everyone. The same numbers as the agreement report's expert-vs-model rows."""
+        from store.agreement import suggestion_acceptance
+
+        per = suggestion_acceptance(self)
+        if annotator is None:
+            rows = list(per.values())
+        else:
+            rows = [per[annotator]] if annotator in per else []
+        return {
+            "shown": sum(r["shown"] for r in rows),
+            "accepted": sum(r["accepted"] for r in rows),
+        }
 
     # -- reports -----------------------------------------------------------------------------
 
