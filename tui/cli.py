@@ -220,6 +220,7 @@ def import_cmd(
     order: opt.Order = None,
     id: opt.Id = None,  # noqa: A002
     label: opt.Label = None,
+    label_map: opt.LabelMap = None,
     annotator: opt.Annotator = None,
     annotator_column: opt.AnnotatorColumn = None,
     labelable_speaker: opt.LabelableSpeaker = None,
@@ -248,6 +249,10 @@ def import_cmd(
         --annotator annomi --labelable-speaker therapist --conversation-field mi_quality
         --conversation-field topic
 
+    Labels named differently from the codebook's keys (a CSV of `file label,technique key`):
+
+        techne import coded.csv --label code --annotator lab --label-map labels.csv
+
     Several coders per message (AnnoMI-full):
 
         techne import AnnoMI-full.csv ... --label main_therapist_behaviour
@@ -255,6 +260,8 @@ def import_cmd(
     """
     if skip_bad and rejects is None:
         raise typer.BadParameter("--skip-bad needs --rejects FILE to say where bad rows go")
+    if label_map is not None and label is None:
+        raise typer.BadParameter("--label-map needs --label: which column holds the labels?")
     from store.io import import_file
 
     ws, repo = _opts(ctx).open()
@@ -265,6 +272,7 @@ def import_cmd(
         order=order,
         id=id,
         label=label,
+        label_map=label_map,
         annotator=annotator,
         annotator_column=annotator_column,
         labelable_speaker=labelable_speaker,

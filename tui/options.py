@@ -12,7 +12,17 @@ Speaker = Annotated[str | None, typer.Option(help="Column with the speaker role.
 Conversation = Annotated[str | None, typer.Option(help="Column with the conversation id.")]
 Order = Annotated[str | None, typer.Option(help="Column with the turn number in its conversation.")]
 Id = Annotated[str | None, typer.Option("--id", help="Column with a unique message id.")]
-Label = Annotated[str | None, typer.Option(help="Column with existing labels (technique keys).")]
+Label = Annotated[
+    str | None,
+    typer.Option(help="Column with existing labels (technique keys or names; see --label-map)."),
+]
+LabelMap = Annotated[
+    Path | None,
+    typer.Option(
+        help="CSV or TOML file mapping the file's labels to technique keys (`Question,"
+        "open_question`). Without it a label must be a key or a technique's name (any case)."
+    ),
+]
 Annotator = Annotated[
     str | None,
     typer.Option(help="Who gave the labels in --label (with --annotator-column: a name prefix)."),

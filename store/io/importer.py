@@ -16,6 +16,7 @@ from store import models as m
 from store.domain import ImportReport
 from store.errors import InputError, StoreError
 from store.io.atomic import atomic_writer
+from store.io.labelmap import label_names
 from store.io.readers import open_rows
 from store.io.rows import ColumnMap, Plan, Record, Reject, records
 from store.labels import EventRow, derive
@@ -60,9 +61,11 @@ def import_file(
         raise StoreError("--annotator-column needs --label: which column holds the codes?")
     keys: frozenset[str] = frozenset()
     multi = False
+    names = None
     if columns.label:
         book = repo.codebook()
         keys, multi = frozenset(book.keys()), book.multi_label
+        names = label_names(book, columns.label_map)
     if columns.annotator is not None and not columns.annotator.strip():
         raise StoreError("--annotator must not be empty")
     with repo.engine.begin() as conn:
@@ -78,6 +81,7 @@ def import_file(
                 else None
             ),
             store_was_empty=conn.execute(select(MESSAGES.c.id).limit(1)).first() is None,
+            label_names=names,
         )
         for cid, ext, meta in conn.execute(
             select(CONVERSATIONS.c.id, CONVERSATIONS.c.external_id, CONVERSATIONS.c.meta)
