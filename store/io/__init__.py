@@ -1,6 +1,7 @@
 """Import and export: CSV, JSONL, Parquet in; JSONL, CSV, Parquet, Hugging Face out.
 
-Names load on first use (PEP 562): the importer and exporter pull in SQLAlchemy.
+The importer's names load on first use (PEP 562): it pulls in SQLAlchemy. The exporter is
+light and loads at once, so `store.io.export` is always the function, never the module.
 """
 
 from __future__ import annotations
@@ -8,27 +9,20 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from store.io.export import (
+    EXPORT_FORMATS,
+    ExportOptions,
+    ExportReport,
+    export,
+    format_for,
+    gold_rows,
+)
+
 if TYPE_CHECKING:
-    from store.io.export import (
-        EXPORT_FORMATS,
-        ExportOptions,
-        ExportReport,
-        export,
-        format_for,
-        gold_rows,
-    )
     from store.io.importer import ColumnMap, import_file
     from store.io.readers import FORMATS, open_rows
 
 _HOME = {
-    "store.io.export": (
-        "EXPORT_FORMATS",
-        "ExportOptions",
-        "ExportReport",
-        "export",
-        "format_for",
-        "gold_rows",
-    ),
     "store.io.importer": ("ColumnMap", "import_file"),
     "store.io.readers": ("FORMATS", "open_rows"),
 }
