@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,28 @@ def test_help_shows_no_type_after_flags(
     assert "<bool>" not in out
     if command == ["import"]:
         assert "<str>" in out
+
+
+def test_annotate_off_a_terminal_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stdout to a file or pipe: `techne annotate` exits 1 at once with one line on stderr,
+    writes nothing (no escape codes) and does not wait for keys."""
+    ws = tmp_path / "w"
+    assert main(["init", str(ws)]) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "-w", str(ws), "annotate")
+    assert code == 1 and out == ""
+    assert err.strip().count("\n") == 0
+    assert "techne annotate needs a terminal" in err and "redirected" in err
+    exe = Path(sys.executable).with_name("techne")
+    result = subprocess.run(
+        [exe, "-w", str(ws), "annotate", "--annotator", "dana"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: techne annotate needs a terminal, but its input and ")
+    assert "\x1b" not in result.stderr and result.stderr.count("\n") == 1

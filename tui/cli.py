@@ -568,10 +568,30 @@ def annotate_cmd(
 
         techne -w study annotate --annotator dana
     """
+    require_terminal("annotate")
     from tui.app import make_app
 
     opts = _opts(ctx)
     make_app(opts.workspace, opts.db, annotator, blind=blind).run()
+
+
+def require_terminal(command: str) -> None:
+    """The app draws on a terminal and reads keys from one: refuse at once (instead of
+    writing escape codes into a file or pipe and waiting for keys that never come)."""
+    redirected = [name for name, f in (("input", sys.stdin), ("output", sys.stdout)) if not _tty(f)]
+    if redirected:
+        raise TechneError(
+            f"techne {command} needs a terminal, but its {' and '.join(redirected)} "
+            f"{'is' if len(redirected) == 1 else 'are'} redirected; run it in a terminal "
+            "(reports: techne status, techne agreement, techne export)"
+        )
+
+
+def _tty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 # -- entry point ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from store.errors import TechneError
 from tui import options as opt
-from tui.cli import _opts, app, out
+from tui.cli import _opts, app, out, require_terminal
 
 annotators_app = typer.Typer(help="List annotators and set their roles.", no_args_is_help=False)
 app.add_typer(annotators_app, name="annotators")
@@ -160,16 +160,23 @@ def adjudicate_cmd(
         techne -w study adjudicate --list --json
     """
     if not list_only and not as_json:
+        import getpass
+
         from store.team import DECIDING_ROLES, role_refusal
+
+        who = annotator or getpass.getuser()
+        _, repo = _opts(ctx).open()
+        try:
+            roles = repo.annotators()
+        finally:
+            repo.close()
+        if roles.get(who) not in DECIDING_ROLES:
+            raise TechneError(role_refusal(who, roles.get(who), "adjudicate", roles))
+        require_terminal("adjudicate")
         from tui.app import make_app
 
         opts = _opts(ctx)
-        application = make_app(opts.workspace, opts.db, annotator, adjudicate=True)
-        roles = application.repo.annotators()
-        role = roles.get(application.annotator)
-        if role not in DECIDING_ROLES:
-            application.repo.close()
-            raise TechneError(role_refusal(application.annotator, role, "adjudicate", roles))
+        application = make_app(opts.workspace, opts.db, who, adjudicate=True)
         application.run()
         return
     _, repo = _opts(ctx).open()
