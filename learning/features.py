@@ -46,7 +46,7 @@ def fill_embeddings(
     missing = np.unique(np.concatenate([ids[at] for ids, _, at in todo]))
     total = len(missing)
 
-    def encoded_so_far(done: int, _: int = 0) -> None:
+    def encoded_so_far(done: int) -> None:
         if progress:
             progress(f"encoding {done:,} of {total:,} messages", done / total)
 
@@ -54,9 +54,11 @@ def fill_embeddings(
     for start in range(0, len(missing), ENCODE_CHUNK):
         chunk = missing[start : start + ENCODE_CHUNK]
         texts = repo.message_texts(chunk.tolist())
-        encoded = encoder.encode(
-            [texts[int(i)] for i in chunk], lambda done, _, s=start: encoded_so_far(s + done)
-        )
+
+        def in_chunk(done: int, _total: int, start: int = start) -> None:
+            encoded_so_far(start + done)
+
+        encoded = encoder.encode([texts[int(i)] for i in chunk], in_chunk)
         repo.artifacts.put_embedding_matrix(encoder.key, chunk, encoded)
         for ids, rows, at in todo:
             where = np.searchsorted(chunk, ids[at])
