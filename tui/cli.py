@@ -167,9 +167,10 @@ def init_cmd(
         typer.Option(help="Who maintains it (retrains, adjudicates, gives roles; default: you)."),
     ] = None,
 ) -> None:
-    """Create a workspace: techne.toml, the database and the codebook. You (or --maintainer)
-    become its maintainer; others join as experts, and `techne annotators add NAME --role
-    lead` lets someone adjudicate.
+    """Create a workspace: techne.toml, the database and the codebook.
+
+    You (or --maintainer) become its maintainer, who retrains, adjudicates and gives roles;
+    others join as experts, and `techne annotators add NAME --role lead` lets one adjudicate.
 
     Examples:
 
@@ -546,57 +547,10 @@ def demo_cmd(
     out.print(f"\nLabel in the terminal: techne -w {path} annotate", markup=False)
 
 
-# -- annotate ---------------------------------------------------------------------------------
-
-
-@app.command("annotate")
-def annotate_cmd(
-    ctx: typer.Context,
-    annotator: Annotated[
-        str | None, typer.Option(help="Who is labelling (default: your login name).")
-    ] = None,
-    blind: Annotated[
-        bool, typer.Option("--blind", help="Hide suggestions until you have chosen.")
-    ] = False,
-) -> None:
-    """Label messages in the terminal: the model pre-selects its suggestion, enter saves.
-
-    Keys: enter save · 1-9 or a technique's letter choose · s skip · f flag · n note ·
-    u undo · left/right move · / find · r retrain · b blind · ? codebook · v conversation.
-
-    Example:
-
-        techne -w study annotate --annotator dana
-    """
-    require_terminal("annotate")
-    from tui.app import make_app
-
-    opts = _opts(ctx)
-    make_app(opts.workspace, opts.db, annotator, blind=blind).run()
-
-
-def require_terminal(command: str) -> None:
-    """The app draws on a terminal and reads keys from one: refuse at once (instead of
-    writing escape codes into a file or pipe and waiting for keys that never come)."""
-    redirected = [name for name, f in (("input", sys.stdin), ("output", sys.stdout)) if not _tty(f)]
-    if redirected:
-        raise TechneError(
-            f"techne {command} needs a terminal, but its {' and '.join(redirected)} "
-            f"{'is' if len(redirected) == 1 else 'are'} redirected; run it in a terminal "
-            "(reports: techne status, techne agreement, techne export)"
-        )
-
-
-def _tty(stream: Any) -> bool:
-    try:
-        return bool(stream is not None and stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 # -- entry point ------------------------------------------------------------------------------
 
 from tui import (  # noqa: E402,F401  (register their commands)
+    cli_annotate,
     cli_insights,
     cli_learning,
     cli_team,  # noqa: E402,F401  (registers annotators, agreement, history, adjudicate)

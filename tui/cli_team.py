@@ -12,7 +12,8 @@ from rich.text import Text
 
 from store.errors import TechneError
 from tui import options as opt
-from tui.cli import _opts, app, out, require_terminal
+from tui.cli import _opts, app, out
+from tui.cli_annotate import require_terminal
 
 annotators_app = typer.Typer(help="List annotators and set their roles.", no_args_is_help=False)
 app.add_typer(annotators_app, name="annotators")
