@@ -122,6 +122,8 @@ def simulate(
         "strategies": {},
     }
     done = 0
+    if progress and strategies:
+        progress(f"simulating {strategies[0]}: 0 of {runs} runs", 0.0)
     for name in strategies:
         per_seed = []
         for seed in seeds:

@@ -116,7 +116,8 @@ class Meter:
             elif self.done is not None:
                 parts.append(f"{self.done:,.0f} of {self.total or 0:,.0f} {self.counted}")
             if rate:
-                parts.append(f"{rate:,.0f} {self.counted}/s" if rate >= 10 else f"{rate:.1f}/s")
+                shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+                parts.append(f"{shown} {self.counted}/s")
         if 0 < self.fraction < 1:
             parts.append(f"{self.fraction:.0%}")
         eta = self.eta()
