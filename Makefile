@@ -8,12 +8,18 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 .PHONY: demo test test-fast check lint format typecheck bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
+	@echo "== 1/3 Creating the virtual environment in $(VENV) (once; later runs reuse it)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(PIP) install -q -r requirements.lock
+	@echo "== 2/3 Installing $$(grep -c '==' requirements.lock) pinned packages from requirements.lock"
+	@echo "   (torch and transformers are large: a few minutes on a first run; pip lists each one)"
+	$(PIP) install -r requirements.lock
+	@echo "== 3/3 Installing Techne itself (editable)"
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+	@echo "== Environment ready"
 
 demo: $(STAMP)
+	@echo "== Building the demo workspace in demo-workspace/ and opening the app"
 	$(BIN)/techne demo
 
 test: $(STAMP)

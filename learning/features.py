@@ -49,18 +49,27 @@ def fill_embeddings(
     if not any(len(at) for _, _, at in todo):
         return
     missing = np.unique(np.concatenate([ids[at] for ids, _, at in todo]))
+    total = len(missing)
+
+    def encoded_so_far(done: int) -> None:
+        if progress:
+            progress(f"encoding {done:,} of {total:,} messages", done / total)
+
+    encoded_so_far(0)
     for start in range(0, len(missing), ENCODE_CHUNK):
         chunk = missing[start : start + ENCODE_CHUNK]
         texts = repo.message_texts(chunk.tolist())
-        encoded = encoder.encode([texts[int(i)] for i in chunk])
+
+        def in_chunk(done: int, _total: int, start: int = start) -> None:
+            encoded_so_far(start + done)
+
+        encoded = encoder.encode([texts[int(i)] for i in chunk], in_chunk)
         repo.artifacts.put_embedding_matrix(encoder.key, chunk, encoded)
         for ids, rows, at in todo:
             where = np.searchsorted(chunk, ids[at])
             inside = where < len(chunk)
             inside[inside] = chunk[where[inside]] == ids[at][inside]
             rows[at[inside]] = encoded[where[inside]]
-        if progress:
-            progress("encoding messages", min(1.0, (start + len(chunk)) / len(missing)))
 
 
 def embed_features(

@@ -18,6 +18,7 @@ from learning.inputs import ModelInput, Turn, following_turns
 from learning.registry import Predictor
 from store import InputError, TechneError
 from store.io import ColumnMap, open_rows
+from store.io.readers import RowSource
 
 CHUNK_ROWS = 10_000
 """Rows per part file: the unit of resumption and the bound on memory."""
@@ -65,7 +66,7 @@ class _Waiting:
 
 
 def _chunks(
-    source_path: Path,
+    source_path: Path | RowSource,
     columns: ColumnMap,
     turns: int,
     fmt: str | None,
@@ -78,8 +79,8 @@ def _chunks(
     conversation: a row waits (in file order, so chunks stay the same from run to run)
     until they are read, its conversation ends the file, or FOLLOWING_ROWS rows have passed.
     """
-    source = open_rows(source_path, fmt)
-    file = str(source_path)
+    source = source_path if isinstance(source_path, RowSource) else open_rows(source_path, fmt)
+    file = str(source.path)
     rows = source.rows()
     if columns.order:
         rows = _ordered(rows, columns, file, source.unit)
@@ -254,12 +255,12 @@ def predict_file(
     labels = predictor.labels
     predictor.batch_size = batch_size
     rows = resumed = chunks = scored = 0
-    total = stat.st_size
     encoded_before = predictor.encoded
+    reader = open_rows(source, fmt)  # progress: the share of the file read so far
     card = predictor.card
     after = following_turns(card.context_mode, card.context_turns)
     for number, chunk in enumerate(
-        _chunks(source, columns, card.context_turns, fmt, chunk_rows, after)
+        _chunks(reader, columns, card.context_turns, fmt, chunk_rows, after)
     ):
         chunks += 1
         rows += len(chunk)
@@ -284,7 +285,7 @@ def predict_file(
         pq.write_table(table, tmp)
         os.replace(tmp, part)  # a part exists whole or not at all
         if progress:
-            progress(min(rows, total), total)
+            progress(reader.bytes_read, reader.total_bytes)
     _combine(parts, output)
     shutil.rmtree(parts)
     seconds = max(time.perf_counter() - started, 1e-9)

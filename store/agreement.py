@@ -91,12 +91,7 @@ def agreement_report(repo: Repository, *, model: bool = True) -> dict[str, Any]:
     """Kappa per annotator pair, alpha overall and per technique, and expert-vs-model
     agreement (each coder against the suggestion that was on their screen), with counts."""
     book = repo.codebook() if repo.codebook_key else None
-    coded: dict[int, dict[str, tuple[str, ...]]] = {}
-    shown: dict[int, dict[str, int]] = {}
-    for state in repo.iter_states():
-        if state.coder_labels:
-            coded[state.message_id] = dict(state.coder_labels)
-            shown[state.message_id] = dict(state.coder_model)
+    coded, shown = _current_codes(repo)
     coders = sorted({name for labels in coded.values() for name in labels})
     pairs = []
     for a, b in combinations(coders, 2):
@@ -145,6 +140,59 @@ def agreement_report(repo: Repository, *, model: bool = True) -> dict[str, Any]:
     return report
 
 
+def _current_codes(
+    repo: Repository,
+) -> tuple[dict[int, dict[str, tuple[str, ...]]], dict[int, dict[str, int]]]:
+    """(message -> coder -> current labels, message -> coder -> model version on screen when
+    they gave them), over messages that have coders' labels."""
+    coded: dict[int, dict[str, tuple[str, ...]]] = {}
+    shown: dict[int, dict[str, int]] = {}
+    for state in repo.iter_states():
+        if state.coder_labels:
+            coded[state.message_id] = dict(state.coder_labels)
+            shown[state.message_id] = dict(state.coder_model)
+    return coded, shown
+
+
+def _against_model(
+    repo: Repository,
+    coded: dict[int, dict[str, tuple[str, ...]]],
+    shown: dict[int, dict[str, int]],
+) -> dict[str, tuple[list[str], list[str]]]:
+    """Per coder: (their current codes, the top suggestion of the model version that was on
+    their screen when they gave them), over the messages where that version suggested one.
+
+    This is the one definition of "accepted as shown": a coder's current code equals the
+    suggestion they saw. A correction or undo after accepting counts as not accepted; a
+    message counts once however often it was relabelled."""
+    tops: dict[int, dict[int, str]] = {}
+    pairs: dict[str, tuple[list[str], list[str]]] = {}
+    for mid, labels in coded.items():
+        for name, version in shown[mid].items():
+            if name not in labels:
+                continue
+            if version not in tops:
+                tops[version] = repo.artifacts.top_labels(version)
+            top = tops[version].get(mid)
+            if top is not None:
+                human, machine = pairs.setdefault(name, ([], []))
+                human.append(_value(labels[name]))
+                machine.append(top)
+    return dict(sorted(pairs.items()))
+
+
+def suggestion_acceptance(repo: Repository) -> dict[str, dict[str, int]]:
+    """Per annotator: messages coded with a suggestion on screen (`shown`) and how many of
+    them they accepted as shown (`accepted`). The stats screen and the agreement report's
+    expert-vs-model rows both come from here."""
+    coded, shown = _current_codes(repo)
+    out = {}
+    for name, (human, machine) in _against_model(repo, coded, shown).items():
+        accepted = sum(h == m for h, m in zip(human, machine, strict=True))
+        out[name] = {"shown": len(human), "accepted": accepted}
+    return out
+
+
 def _versus_model(
     repo: Repository,
     coded: dict[int, dict[str, tuple[str, ...]]],
@@ -152,31 +200,18 @@ def _versus_model(
     coders: list[str],
 ) -> list[dict[str, Any]]:
     """Each coder against the top suggestion of the model version they saw."""
-    tops: dict[int, dict[int, str]] = {}
     out = []
-    for name in coders:
-        human: list[str] = []
-        machine: list[str] = []
-        for mid, labels in coded.items():
-            version = shown[mid].get(name)
-            if name not in labels or version is None:
-                continue
-            if version not in tops:
-                tops[version] = repo.artifacts.top_labels(version)
-            top = tops[version].get(mid)
-            if top is not None:
-                human.append(_value(labels[name]))
-                machine.append(top)
-        if human:
-            out.append(
-                {
-                    "annotator": name,
-                    "items": len(human),
-                    "kappa": _num(cohen_kappa(human, machine)),
-                    "percent_agreement": sum(h == m for h, m in zip(human, machine, strict=True))
-                    / len(human),
-                }
-            )
+    for name, (human, machine) in _against_model(repo, coded, shown).items():
+        accepted = sum(h == m for h, m in zip(human, machine, strict=True))
+        out.append(
+            {
+                "annotator": name,
+                "items": len(human),
+                "accepted": accepted,
+                "kappa": _num(cohen_kappa(human, machine)),
+                "percent_agreement": accepted / len(human),
+            }
+        )
     return out
 
 

@@ -206,9 +206,21 @@ def check_schema(engine: Engine) -> None:
         _upgrade(engine)
 
 
+_ADDED_COLUMNS = [("annotation_events", "role", "VARCHAR")]
+"""Columns added to existing tables since schema 1: (table, column, SQL type), all nullable.
+Adding a column is not an UPDATE, so the append-only triggers allow it; old rows read NULL."""
+
+
 def _upgrade(engine: Engine) -> None:
-    """Bring an older store up to date. Every change so far only adds tables."""
+    """Bring an older store up to date: add the missing tables, then the missing columns."""
+    from sqlalchemy import inspect
+
     SQLModel.metadata.create_all(engine)
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table, column, sql_type in _ADDED_COLUMNS:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
     with Session(engine) as session:
         info = session.get(models.StoreInfo, "schema_version")
         assert info is not None

@@ -63,6 +63,8 @@ class EventView:
     reason: str | None
     source: str
     created_at: str
+    role: str | None = None
+    """The annotator's role when the event was written (None: not recorded, before schema 4)."""
 
 
 @dataclass(frozen=True)

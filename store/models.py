@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2 added `claims` (team assignment); 3 added `embedding_blocks` and `prediction_sets`
-(compact learning caches). Opening an older store adds the missing tables."""
+(compact learning caches); 4 added `annotation_events.role` (the annotator's role when the
+event was written). Opening an older store adds the missing tables and columns."""
 
 EVENT_KINDS = ("label", "correct", "skip", "flag", "note", "undo", "adjudicate")
 """Kinds of annotation event. label/correct/adjudicate carry labels; undo names its target."""
@@ -132,6 +133,8 @@ class AnnotationEvent(SQLModel, table=True):
     reason: str | None = None
     source: str = "tui"
     created_at: datetime = Field(default_factory=utcnow)
+    role: str | None = None
+    """The annotator's role when the event was written (None: written before schema 4)."""
 
 
 class Prediction(SQLModel, table=True):

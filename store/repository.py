@@ -28,7 +28,7 @@ from store.labels import LABELLING_KINDS, EventRow, Gold, MessageState, derive, 
 from store.names import check_annotator_name
 from store.predictions import PredictionSets
 from store.queue import Suggestion
-from store.team import TeamPolicy, claim_next, release, release_all
+from store.team import DECIDING_ROLES, TeamPolicy, claim_next, release, release_all, role_refusal
 
 EVENT_ROW_BATCH = 20_000
 
@@ -323,8 +323,9 @@ class Repository:
             who = s.exec(select(m.Annotator).where(m.Annotator.name == annotator)).first()
             if who is None:
                 raise StoreError(f"unknown annotator {annotator!r}")
-            if kind == "adjudicate" and who.role not in ("lead", "maintainer"):
-                raise StoreError(f"{annotator} is an {who.role}: only leads adjudicate")
+            if kind == "adjudicate" and who.role not in DECIDING_ROLES:
+                roles = {a.name: a.role for a in s.exec(select(m.Annotator))}
+                raise StoreError(role_refusal(annotator, who.role, "adjudicate", roles))
             if s.get(m.CounselingMessage, message_id) is None:
                 raise StoreError(f"no message with id {message_id}")
             if kind == "undo":
@@ -346,6 +347,7 @@ class Repository:
                 note=note,
                 reason=reason,
                 source=source,
+                role=who.role,
             )
             s.add(row)
             if kind in LABELLING_KINDS or kind == "skip":
@@ -394,6 +396,7 @@ class Repository:
                 reason=e.reason,
                 source=e.source,
                 created_at=e.created_at.isoformat(),
+                role=e.role,
             )
             for e, name in rows
         ]
@@ -489,17 +492,21 @@ class Repository:
             return state.coder_labels.get(annotator)
         return None
 
-    def suggestion_acceptance(self) -> dict[str, int]:
-        """Labelling events made with a suggestion on screen, and how many accepted it as shown."""
-        with self.engine.connect() as conn:
-            rows = raw_rows(
-                conn,
-                "SELECT COUNT(*), SUM(CASE WHEN accepted_suggestion THEN 1 ELSE 0 END) "
-                "FROM annotation_events WHERE kind IN ('label', 'correct') "
-                "AND model_version_id IS NOT NULL",
-            )
-        shown, accepted = rows[0]
-        return {"shown": int(shown or 0), "accepted": int(accepted or 0)}
+    def suggestion_acceptance(self, annotator: str | None = None) -> dict[str, int]:
+        """Messages coded with a suggestion on screen (`shown`), and how many of them were
+        accepted as shown (`accepted`: the current code is the suggestion), for one annotator
+        or everyone. The same numbers as the agreement report's expert-vs-model rows."""
+        from store.agreement import suggestion_acceptance
+
+        per = suggestion_acceptance(self)
+        if annotator is None:
+            rows = list(per.values())
+        else:
+            rows = [per[annotator]] if annotator in per else []
+        return {
+            "shown": sum(r["shown"] for r in rows),
+            "accepted": sum(r["accepted"] for r in rows),
+        }
 
     # -- reports -----------------------------------------------------------------------------
 

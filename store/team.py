@@ -25,6 +25,22 @@ from store.labels import EventRow, MessageState, derive
 if TYPE_CHECKING:
     from store.repository import Repository
 
+DECIDING_ROLES = ("lead", "maintainer")
+"""Roles that adjudicate. The creator of a workspace is its maintainer."""
+
+
+def role_refusal(name: str, role: str | None, action: str, roles: dict[str, str]) -> str:
+    """Why `name` may not `action` (e.g. "adjudicate"), and how roles are given: one line for
+    the CLI and the app alike. `roles` is every annotator's role (to name the maintainers)."""
+    maintainers = sorted(n for n, r in roles.items() if r == "maintainer")
+    who = f" ({', '.join(maintainers)})" if maintainers else ""
+    article = "an" if (role or "expert")[0] in "aeiou" else "a"
+    return (
+        f"{name} is {article} {role or 'expert'}: only leads and maintainers {action}. "
+        f"A maintainer{who} gives the role with `techne annotators add {name} --role lead`."
+    )
+
+
 GOLDEN = 0.6180339887498949
 ADVISORY_LOCK_KEY = 7_402_211
 """PostgreSQL advisory lock that serialises claim transactions (any constant will do)."""

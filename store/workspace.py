@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store.db import sqlite_url
 from store.errors import WorkspaceError
-from store.team import TeamPolicy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both pull in SQLAlchemy; loaded when used, so `techne --help` stays fast
     from store.repository import Repository
+    from store.team import TeamPolicy
 
 PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
@@ -99,6 +98,8 @@ class Workspace:
 
     def team_policy(self) -> TeamPolicy:
         """Overlap share and claim lifetime from `[team]`."""
+        from store.team import TeamPolicy
+
         return TeamPolicy.from_section(self.section("team"), f"{self.config_path} [team]")
 
     def open_repository(self) -> Repository:
@@ -180,6 +181,8 @@ def resolve_db_url(root: Path, settings: dict[str, Any], override: str | None = 
     configured = settings.get("workspace", {}).get("db")
     if configured:
         return str(configured)
+    from store.db import sqlite_url
+
     return sqlite_url(root / DB_NAME)
 
 

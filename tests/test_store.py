@@ -93,7 +93,7 @@ def test_event_validation(annomi_repo: Repository, tmp_path: Path) -> None:
         annomi_repo.add_event(mid, "bo", "undo", target_event_id=eid)
     with pytest.raises(StoreError, match="same message"):
         annomi_repo.add_event(other, "ana", "undo", target_event_id=eid)
-    with pytest.raises(StoreError, match="only leads adjudicate"):
+    with pytest.raises(StoreError, match="only leads and maintainers adjudicate"):
         annomi_repo.add_event(mid, "ana", "adjudicate", ["other"])
     with pytest.raises(StoreError, match="unknown annotator"):
         annomi_repo.add_event(mid, "nobody", "label", ["other"])

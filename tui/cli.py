@@ -8,26 +8,30 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from store import (
-    Repository,
-    TechneError,
-    Workspace,
-    WorkspaceError,
-    load_codebook_file,
+from store.errors import TechneError, WorkspaceError
+from store.workspace import (
+    CONFIG_NAME,
+    DB_NAME,
     load_workspace,
+    make_private_folder,
+    resolve_db_url,
     write_config,
 )
-from store.io import ColumnMap, ExportOptions, export, format_for, import_file
-from store.workspace import CONFIG_NAME, DB_NAME, make_private_folder, resolve_db_url
 from tui import options as opt
 from tui.failures import ENVIRONMENTAL, failure_text
 from tui.progress import ProgressBar
 from tui.safe import SafeConsole, clip, literal, shown
+
+if TYPE_CHECKING:  # the store's SQLAlchemy half loads inside the commands that use it
+    from store import Repository, Workspace
+    from store.io import ColumnMap
+
+opt.hide_flag_types()
 
 out = SafeConsole(highlight=False, soft_wrap=True, emoji=False)
 err = SafeConsole(stderr=True, highlight=False, emoji=False)
@@ -106,6 +110,7 @@ def _in_workspace(explicit: Path | None) -> bool:
 
 def _codebook_spec(name_or_file: str) -> Any:
     import seeds
+    from store.codebooks import load_codebook_file
 
     path = seeds.codebook_path(name_or_file)
     if path is None:
@@ -119,8 +124,19 @@ def _codebook_spec(name_or_file: str) -> Any:
     return load_codebook_file(path)
 
 
-def init_workspace(path: Path, codebook: str, db: str | None, name: str | None = None) -> Workspace:
-    """Create a workspace folder with techne.toml, its database and codebook."""
+def init_workspace(
+    path: Path,
+    codebook: str,
+    db: str | None,
+    name: str | None = None,
+    maintainer: str | None = None,
+) -> Workspace:
+    """Create a workspace folder with techne.toml, its database and codebook. Its creator
+    (`maintainer`, default: the login name) is its maintainer, who may also adjudicate."""
+    import getpass
+
+    from store.repository import Repository
+
     spec = _codebook_spec(codebook)
     if (path / CONFIG_NAME).exists():
         raise WorkspaceError(f"{path} is already a Techne workspace ({CONFIG_NAME} exists)")
@@ -130,6 +146,7 @@ def init_workspace(path: Path, codebook: str, db: str | None, name: str | None =
         repo = Repository.open(url, create=True)
         try:
             repo.install_codebook(spec)
+            repo.set_role(maintainer or getpass.getuser(), "maintainer")
         finally:
             repo.close()
         write_config(path, name=name or path.resolve().name, codebook=spec.key, db_url=db)
@@ -155,8 +172,15 @@ def init_cmd(
         str | None, typer.Option("--db", help="Store in this database instead of techne.db.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Workspace name (default: folder name).")] = None,
+    maintainer: Annotated[
+        str | None,
+        typer.Option(help="Who maintains it (retrains, adjudicates, gives roles; default: you)."),
+    ] = None,
 ) -> None:
     """Create a workspace: techne.toml, the database and the codebook.
+
+    You (or --maintainer) become its maintainer, who retrains, adjudicates and gives roles;
+    others join as experts, and `techne annotators add NAME --role lead` lets one adjudicate.
 
     Examples:
 
@@ -165,10 +189,17 @@ def init_cmd(
         techne init team --db postgresql://techne@db.example/techne
     """
     db = db or _opts(ctx).db
-    ws = init_workspace(path, codebook, db, name)
+    import getpass
+
+    who = (maintainer or getpass.getuser()).strip()
+    ws = init_workspace(path, codebook, db, name, who)
     where = ws.db_url if db else str(ws.root / DB_NAME)
     out.print(
-        shown(f"Created workspace {ws.root} (codebook {ws.codebook_key}, store {where})"),
+        shown(
+            f"Created workspace {ws.root} (codebook {ws.codebook_key}, store {where}); "
+            f"{who} is its maintainer. Give roles with "
+            "`techne annotators add NAME --role lead`."
+        ),
         markup=False,
     )
 
@@ -183,6 +214,8 @@ def column_map(
     **columns: Any,
 ) -> ColumnMap:
     """A ColumnMap from the import flags."""
+    from store.io import ColumnMap
+
     return ColumnMap(
         labelable_speakers=tuple(s.strip().lower() for s in labelable_speaker or ()),
         conversation_fields=tuple(conversation_field or ()),
@@ -200,6 +233,7 @@ def import_cmd(
     order: opt.Order = None,
     id: opt.Id = None,  # noqa: A002
     label: opt.Label = None,
+    label_map: opt.LabelMap = None,
     annotator: opt.Annotator = None,
     annotator_column: opt.AnnotatorColumn = None,
     labelable_speaker: opt.LabelableSpeaker = None,
@@ -228,6 +262,10 @@ def import_cmd(
         --annotator annomi --labelable-speaker therapist --conversation-field mi_quality
         --conversation-field topic
 
+    Labels named differently from the codebook's keys (a CSV of `file label,technique key`):
+
+        techne import coded.csv --label code --annotator lab --label-map labels.csv
+
     Several coders per message (AnnoMI-full):
 
         techne import AnnoMI-full.csv ... --label main_therapist_behaviour
@@ -235,6 +273,10 @@ def import_cmd(
     """
     if skip_bad and rejects is None:
         raise typer.BadParameter("--skip-bad needs --rejects FILE to say where bad rows go")
+    if label_map is not None and label is None:
+        raise typer.BadParameter("--label-map needs --label: which column holds the labels?")
+    from store.io import import_file
+
     ws, repo = _opts(ctx).open()
     columns = column_map(
         text=text,
@@ -243,6 +285,7 @@ def import_cmd(
         order=order,
         id=id,
         label=label,
+        label_map=label_map,
         annotator=annotator,
         annotator_column=annotator_column,
         labelable_speaker=labelable_speaker,
@@ -338,6 +381,8 @@ def export_cmd(
 
         techne export gold_hf --format hf --gold majority
     """
+    from store.io import ExportOptions, export, format_for
+
     ws, repo = _opts(ctx).open()
     try:
         options = ExportOptions(
@@ -431,6 +476,7 @@ def build_demo(
     `train`, run a first round so the demo opens with a model and suggestions. `db` puts the
     store in PostgreSQL instead of the workspace's SQLite file."""
     import seeds
+    from store.io import ColumnMap, import_file
 
     if fresh and path.exists():
         if not (path / CONFIG_NAME).exists():
@@ -441,7 +487,7 @@ def build_demo(
     ws = load_workspace(path)
     repo = ws.open_repository()
     try:
-        import_file(
+        report = import_file(
             repo,
             seeds.demo_corpus(),
             ColumnMap(
@@ -455,12 +501,31 @@ def build_demo(
                 conversation_fields=("topic", "quality", "outcome"),
             ),
         )
+        if report.messages_added:
+            err.print(
+                f"Demo corpus: {report.messages_added:,} messages in "
+                f"{report.conversations_added:,} conversations, {report.labels_added:,} seed "
+                "labels",
+                markup=False,
+            )
         if train and repo.artifacts.active() is None:
             from learning.rounds import run_round
             from learning.settings import LearningSettings
 
+            err.print(
+                "Training a first model on the seed labels (encodes every message once; "
+                "a minute or two on a laptop CPU)",
+                markup=False,
+            )
             with ProgressBar(err, "training a first model") as progress:
-                run_round(repo, ws.models_dir, LearningSettings.from_workspace(ws), progress)
+                result = run_round(
+                    repo, ws.models_dir, LearningSettings.from_workspace(ws), progress
+                )
+            err.print(
+                f"First model {result.model.tag}: trained on {result.metrics['train_size']:,} "
+                f"labels in {sum(result.timings.values()):.0f} s",
+                markup=False,
+            )
     finally:
         repo.close()
     return ws
@@ -501,37 +566,10 @@ def demo_cmd(
     out.print(f"\nLabel in the terminal: techne -w {shown(path)} annotate", markup=False)
 
 
-# -- annotate ---------------------------------------------------------------------------------
-
-
-@app.command("annotate")
-def annotate_cmd(
-    ctx: typer.Context,
-    annotator: Annotated[
-        str | None, typer.Option(help="Who is labelling (default: your login name).")
-    ] = None,
-    blind: Annotated[
-        bool, typer.Option("--blind", help="Hide suggestions until you have chosen.")
-    ] = False,
-) -> None:
-    """Label messages in the terminal: the model pre-selects its suggestion, enter saves.
-
-    Keys: enter save · 1-9 or a technique's letter choose · s skip · f flag · n note ·
-    u undo · left/right move · / find · r retrain · b blind · ? codebook · v conversation.
-
-    Example:
-
-        techne -w study annotate --annotator dana
-    """
-    from tui.app import make_app
-
-    opts = _opts(ctx)
-    make_app(opts.workspace, opts.db, annotator, blind=blind).run()
-
-
 # -- entry point ------------------------------------------------------------------------------
 
 from tui import (  # noqa: E402,F401  (register their commands)
+    cli_annotate,
     cli_insights,
     cli_learning,
     cli_team,  # noqa: E402,F401  (registers annotators, agreement, history, adjudicate)

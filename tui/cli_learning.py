@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+if TYPE_CHECKING:
+    pass
 from tui import options as opt
 from tui.cli import _opts, app, column_map, err, out
 from tui.progress import ProgressBar

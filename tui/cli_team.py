@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from store import TechneError
+from store.errors import TechneError
 from tui import options as opt
 from tui.cli import _opts, app, out
+from tui.cli_annotate import require_terminal
 from tui.safe import literal, shown
 
 annotators_app = typer.Typer(help="List annotators and set their roles.", no_args_is_help=False)
@@ -95,7 +96,8 @@ def history_cmd(
     message: Annotated[str, typer.Argument(help="Message id (external id or number).")],
     as_json: opt.Json = False,
 ) -> None:
-    """Every event on a message, oldest first: who did what, when, with which model shown.
+    """Every event on a message, oldest first: who did what (with the role they had then),
+    when, with which model shown.
 
     Example:
 
@@ -105,7 +107,6 @@ def history_cmd(
     try:
         msg = repo.find_message(message)
         events = repo.events(msg.id)
-        roles = repo.annotators()
         tags = repo.model_tags()
     finally:
         repo.close()
@@ -120,7 +121,7 @@ def history_cmd(
     out.print(header, soft_wrap=True)
     for e in events:
         line = literal(f"#{e.id}  {e.created_at[:19]}  ")
-        line.append_text(literal(f"{e.annotator} ({roles.get(e.annotator, '?')})", style="bold"))
+        line.append_text(literal(f"{e.annotator} ({e.role or 'role not recorded'})", style="bold"))
         line.append_text(literal(f"  {e.kind}"))
         if e.labels:
             line.append_text(literal("  " + ", ".join(e.labels)))
@@ -161,17 +162,23 @@ def adjudicate_cmd(
         techne -w study adjudicate --list --json
     """
     if not list_only and not as_json:
+        import getpass
+
+        from store.team import DECIDING_ROLES, role_refusal
+
+        who = annotator or getpass.getuser()
+        _, repo = _opts(ctx).open()
+        try:
+            roles = repo.annotators()
+        finally:
+            repo.close()
+        if roles.get(who) not in DECIDING_ROLES:
+            raise TechneError(role_refusal(who, roles.get(who), "adjudicate", roles))
+        require_terminal("adjudicate")
         from tui.app import make_app
 
         opts = _opts(ctx)
-        application = make_app(opts.workspace, opts.db, annotator, adjudicate=True)
-        role = application.repo.annotators().get(application.annotator)
-        if role not in ("lead", "maintainer"):
-            application.repo.close()
-            raise TechneError(
-                f"{application.annotator} is an {role}: only leads adjudicate "
-                f"(techne annotators add {application.annotator} --role lead)"
-            )
+        application = make_app(opts.workspace, opts.db, who, adjudicate=True)
         application.run()
         return
     _, repo = _opts(ctx).open()

@@ -12,7 +12,17 @@ Speaker = Annotated[str | None, typer.Option(help="Column with the speaker role.
 Conversation = Annotated[str | None, typer.Option(help="Column with the conversation id.")]
 Order = Annotated[str | None, typer.Option(help="Column with the turn number in its conversation.")]
 Id = Annotated[str | None, typer.Option("--id", help="Column with a unique message id.")]
-Label = Annotated[str | None, typer.Option(help="Column with existing labels (technique keys).")]
+Label = Annotated[
+    str | None,
+    typer.Option(help="Column with existing labels (technique keys or names; see --label-map)."),
+]
+LabelMap = Annotated[
+    Path | None,
+    typer.Option(
+        help="CSV or TOML file mapping the file's labels to technique keys (`Question,"
+        "open_question`). Without it a label must be a key or a technique's name (any case)."
+    ),
+]
 Annotator = Annotated[
     str | None,
     typer.Option(help="Who gave the labels in --label (with --annotator-column: a name prefix)."),
@@ -43,3 +53,21 @@ InputFormat = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 Device = Annotated[str | None, typer.Option(help="auto | cpu | cuda (default: techne.toml).")]
 OptionalPath = Annotated[Path | None, typer.Option()]
+
+
+def hide_flag_types() -> None:
+    """Typer's help shows every option's Python type, so flags (`--json`, `--help`) read
+    `<bool>` as if they took a value. Show nothing in the type column for flags instead."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "hides_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)  # type: ignore[arg-type]
+
+    display_type_rich.hides_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

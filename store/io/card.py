@@ -9,10 +9,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from store.agreement import krippendorff_alpha
-from store.repository import Repository
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # SQLAlchemy loads with the repository, not with this module
     from store.io.export import ExportOptions
+    from store.repository import Repository
 
 
 def nominal_alpha(rows: list[dict[str, Any]]) -> float | None:

@@ -9,14 +9,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.errors import StoreError
 from store.io.atomic import atomic_path, atomic_writer, check_target
 from store.io.card import render_card
 from store.labels import GOLD_LEVELS, resolve
-from store.repository import Repository
 from store.splits import grouped_split
+
+if TYPE_CHECKING:  # SQLAlchemy loads with the repository, not with this module
+    from store.repository import Repository
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf")
 SPLIT_NAMES = ("train", "dev", "test")
@@ -109,12 +111,69 @@ def gold_rows(repo: Repository, options: ExportOptions) -> list[dict[str, Any]]:
             )
         if options.context_turns > 0:
             window.append({"speaker": msg.speaker, "text": msg.text})
+    add_conversation_fields(repo, rows)
     if options.split is not None:
         sizes = Counter(r["conversation_id"] for r in rows)
         assignment = grouped_split(sizes, options.split, SPLIT_NAMES, options.seed)
         for row in rows:
             row["split"] = assignment[row["conversation_id"]]
     return rows
+
+
+CONVERSATION_FIELDS = "conversation_fields"
+"""The row key of a message's conversation metadata (`--conversation-field` on import, e.g.
+AnnoMI's mi_quality and topic): an object in JSONL, a struct in Parquet and Hugging Face,
+one `conversation.NAME` column per field in CSV."""
+
+
+def add_conversation_fields(repo: Repository, rows: list[dict[str, Any]]) -> None:
+    """Give every row its conversation's fields: the union over the exported conversations,
+    None where a conversation lacks one."""
+    wanted = {r["conversation_id"] for r in rows}
+    meta = {ext: m for _, ext, m in repo.iter_conversations() if ext in wanted}
+    names = sorted({k for ext in wanted for k in meta.get(ext, {})})
+    for row in rows:
+        fields = meta.get(row["conversation_id"], {})
+        row[CONVERSATION_FIELDS] = {name: fields.get(name) for name in names}
+
+
+def _conversation_type(rows: list[dict[str, Any]]) -> Any:
+    """The Arrow struct of the conversation fields: each field's own type when its values
+    share one (text, integer, number, true/false), else text."""
+    import pyarrow as pa
+
+    names = list(rows[0][CONVERSATION_FIELDS]) if rows else []
+    fields = []
+    for name in names:
+        kinds = {type(r[CONVERSATION_FIELDS][name]) for r in rows} - {type(None)}
+        if kinds == {bool}:
+            kind = pa.bool_()
+        elif kinds == {int}:
+            kind = pa.int64()
+        elif kinds and kinds <= {int, float}:
+            kind = pa.float64()
+        else:
+            kind = pa.string()
+        fields.append((name, kind))
+    return pa.struct(fields)
+
+
+def _arrow_rows(rows: list[dict[str, Any]], struct: Any) -> list[dict[str, Any]]:
+    """Rows with conversation fields Arrow can hold: text fields as text (or None)."""
+    import pyarrow as pa
+
+    text = {f.name for f in struct if f.type == pa.string()}
+    if not text:
+        return rows
+    out = []
+    for row in rows:
+        fields = dict(row[CONVERSATION_FIELDS])
+        for name in text:
+            value = fields[name]
+            if value is not None and not isinstance(value, str):
+                fields[name] = json.dumps(value, ensure_ascii=False)
+        out.append({**row, CONVERSATION_FIELDS: fields})
+    return out
 
 
 HF_MARKERS = ("dataset_info.json", "dataset_dict.json")
@@ -188,6 +247,10 @@ def _csv_cells(row: dict[str, Any]) -> Iterator[str]:
     for key, value in row.items():
         if key == "labels":
             continue
+        if key == CONVERSATION_FIELDS:
+            for field in value.values():
+                yield neutralise("" if field is None else str(field))
+            continue
         if key == "context":
             value = "\n".join(f"{t['speaker']}: {t['text']}" for t in value)
         elif key == "annotators":
@@ -200,7 +263,12 @@ def _csv_cells(row: dict[str, Any]) -> Iterator[str]:
 
 
 def _write_csv(out: Path, rows: list[dict[str, Any]]) -> None:
-    header = [k for k in rows[0] if k != "labels"]
+    header = [
+        c
+        for k in rows[0]
+        if k != "labels"
+        for c in ([f"conversation.{n}" for n in rows[0][k]] if k == CONVERSATION_FIELDS else [k])
+    ]
     with atomic_writer(out, newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
@@ -208,7 +276,7 @@ def _write_csv(out: Path, rows: list[dict[str, Any]]) -> None:
             writer.writerow(list(_csv_cells(row)))
 
 
-def _arrow_table(rows: list[dict[str, Any]]) -> Any:
+def _arrow_table(rows: list[dict[str, Any]], conversation_type: Any = None) -> Any:
     import pyarrow as pa
 
     context = pa.list_(pa.struct([("speaker", pa.string()), ("text", pa.string())]))
@@ -230,6 +298,12 @@ def _arrow_table(rows: list[dict[str, Any]]) -> Any:
         ("event_count", pa.int64()),
         ("model_version", pa.string()),
     ]
+    if rows[0].get(CONVERSATION_FIELDS):  # Parquet holds no struct without fields
+        struct = conversation_type or _conversation_type(rows)
+        fields.append((CONVERSATION_FIELDS, struct))
+        rows = _arrow_rows(rows, struct)
+    else:
+        rows = [{k: v for k, v in r.items() if k != CONVERSATION_FIELDS} for r in rows]
     if "split" in rows[0]:
         fields.append(("split", pa.string()))
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
@@ -250,13 +324,14 @@ def _write_hf(out: Path, rows: list[dict[str, Any]], card: str) -> None:
     disable_progress_bars()
 
     table = _arrow_table(rows)
+    struct = _conversation_type(rows) if rows[0].get(CONVERSATION_FIELDS) else None
     with atomic_path(out, directory=True) as tmp:
         if "split" in rows[0]:
             parts = {}
             for name in SPLIT_NAMES:
                 chosen = [r for r in rows if r["split"] == name]
                 if chosen:
-                    parts[name] = Dataset(_arrow_table(chosen))
+                    parts[name] = Dataset(_arrow_table(chosen, struct))
             DatasetDict(parts).save_to_disk(str(tmp))
         else:
             Dataset(table).save_to_disk(str(tmp))

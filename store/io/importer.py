@@ -17,6 +17,7 @@ from store.db import insert_ignoring, insert_or_get, writing
 from store.domain import ImportReport
 from store.errors import InputError, StoreError
 from store.io.atomic import atomic_writer
+from store.io.labelmap import label_names
 from store.io.readers import open_rows
 from store.io.rows import ColumnMap, Plan, Record, Reject, records
 from store.labels import EventRow, derive
@@ -62,9 +63,11 @@ def import_file(
         raise StoreError("--annotator-column needs --label: which column holds the codes?")
     keys: frozenset[str] = frozenset()
     multi = False
+    names = None
     if columns.label:
         book = repo.codebook()
         keys, multi = frozenset(book.keys()), book.multi_label
+        names = label_names(book, columns.label_map)
     if columns.annotator is not None and not columns.annotator.strip():
         raise StoreError("--annotator must not be empty")
     if columns.annotator is not None:
@@ -84,6 +87,7 @@ def import_file(
                 else None
             ),
             store_was_empty=conn.execute(select(MESSAGES.c.id).limit(1)).first() is None,
+            label_names=names,
         )
         for cid, ext, meta in conn.execute(
             select(CONVERSATIONS.c.id, CONVERSATIONS.c.external_id, CONVERSATIONS.c.meta)
@@ -361,6 +365,7 @@ def _write_labels(
             for who, labels_now in derive(mid, history).coder_labels.items():
                 current[(mid, int(who))] = labels_now
     events: list[dict[str, Any]] = []
+    roles = _roles(conn, set(coder_ids.values()))
     for i, record in enumerate(labelled):
         if i not in coder_ids:
             continue
@@ -375,11 +380,20 @@ def _write_labels(
                 "labels": list(record.labels),
                 "source": f"import:{plan.source.path.name}:{record.line}",
                 "created_at": m.utcnow(),
+                "role": roles.get(coder_ids[i]),
             }
         )
     if events:
         conn.execute(insert(EVENTS), events)
         plan.labels_added += len(events)
+
+
+def _roles(conn: Connection, annotator_ids: set[int]) -> dict[int, str]:
+    """Annotator id -> role now, written on each imported event."""
+    rows = conn.execute(
+        select(ANNOTATORS.c.id, ANNOTATORS.c.role).where(ANNOTATORS.c.id.in_(sorted(annotator_ids)))
+    )
+    return {int(i): str(role) for i, role in rows}
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

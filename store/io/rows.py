@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from store.errors import InputError
+from store.io.labelmap import LabelNames
 from store.io.readers import RowSource
 from store.names import name_problem
 
@@ -32,6 +34,8 @@ class ColumnMap:
     conversation_fields: tuple[str, ...] = ()
     label_separator: str = ";"
     id_prefix: str = ""
+    label_map: Path | None = None
+    """CSV or TOML file: file label -> technique key (store/io/labelmap.py)."""
 
     def mapped(self) -> set[str]:
         cols = {
@@ -109,6 +113,8 @@ class Plan:
     first_text: dict[str, int] = field(default_factory=dict)
     """External id -> hash of its text, to check that repeated rows are the same message."""
     rejects: list[Reject] = field(default_factory=list)
+    label_names: LabelNames | None = None
+    """Label map and technique names (store/io/labelmap.py); None: keys only."""
     added: int = 0
     existing: int = 0
     conversations_added: int = 0
@@ -443,6 +449,8 @@ def _labels(plan: Plan, line: int, value: Any) -> tuple[str, ...]:
     items = [v for v in items if v]
     if not items:
         return ()
+    if plan.label_names is not None:
+        items = [plan.label_names.key_for(v) or v for v in items]
     for item in items:
         if item not in plan.technique_keys:
             raise InputError(
@@ -450,7 +458,8 @@ def _labels(plan: Plan, line: int, value: Any) -> tuple[str, ...]:
                 line,
                 column,
                 f"unknown technique {item!r}; the codebook has: "
-                + ", ".join(sorted(plan.technique_keys)),
+                + ", ".join(sorted(plan.technique_keys))
+                + " (a technique's name matches too; map other labels with --label-map FILE)",
                 unit,
             )
     if len(items) > 1 and not plan.multi_label:
