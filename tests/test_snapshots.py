@@ -62,7 +62,7 @@ class TestEmptyQueue:
         assert snap_compare(make_app(ws, annotator="snap"), terminal_size=SIZE)
 
 
-def _two_coders(workspace: Path) -> None:
+def two_coders(workspace: Path) -> None:
     """Two experts disagree on one message and agree on two; a lead, maria."""
     from store import load_workspace
 
@@ -84,7 +84,7 @@ class TestAdjudicateScreen:
     def test_coders_side_by_side(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
         """The dispute list (coder disagreements first), the message in its context, each
         coder's label with their note, and the decision row with the first coder's choice."""
-        _two_coders(workspace)
+        two_coders(workspace)
         app = make_app(workspace, annotator="maria", adjudicate=True)
         assert snap_compare(app, terminal_size=SIZE, press=["v"])
 
@@ -93,7 +93,7 @@ class TestAgreementScreen:
     def test_agreement(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
         """Alpha overall and per technique, the one coder pair's kappa with its item count,
         and a line saying no expert has coded with a suggestion on screen yet."""
-        _two_coders(workspace)
+        two_coders(workspace)
 
         async def computed(pilot) -> None:  # noqa: ANN001
             await pilot.press("G")

@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.events import Resize
 from textual.widgets import Footer, ProgressBar, Static
-from textual.worker import get_current_worker
 
 from store import MessageView
 from store.queue import Suggestion
-from tui.messages import LabelSaved, RoundFailed, RoundFinished, RoundProgressed
+from tui.messages import LabelSaved
 from tui.screens.find import FindScreen
+from tui.screens.overlays import CodebookOverlay, ConversationScreen, HelpScreen
 from tui.screens.prompt import PromptScreen
+from tui.screens.retrain import RetrainMixin
+from tui.safe import shown
 from tui.widgets.codebook_panel import CodebookPanel
-from tui.widgets.conversation import ContextView, MessageCard
-from tui.widgets.suggestions import SuggestionList
+from tui.widgets.conversation import ContextView, MessageCard, NextView, marks
+from tui.widgets.suggestions import NONE, SuggestionList
 
 if TYPE_CHECKING:
     from tui.app import TechneApp
 
+NARROW = 100
+"""At this many columns or fewer the codebook panel folds away (`?` shows it on top)."""
+SHORT = 32
+"""At this many rows or fewer the boxes lose their borders so more turns fit."""
+
 DEFAULT_KEYS = {
+    "quit": ("q", "Quit"),
+    "help": ("f1", "Help"),
     "accept": ("enter", "Save"),
     "skip": ("s", "Skip"),
     "flag": ("f", "Flag"),
@@ -44,19 +55,16 @@ DEFAULT_KEYS = {
     "adjudicate": ("A", "Adjudicate"),
     "move_up": ("up,k", ""),
     "move_down": ("down,j", ""),
-    "quit": ("q", "Quit"),
 }
 
 
-class AnnotateScreen(Screen[None]):
+class AnnotateScreen(RetrainMixin, Screen[None]):
     """Shows one message at a time; every save is committed before the next appears."""
 
     blind: reactive[bool] = reactive(False)
     """Suggestions hidden until a choice is made (counters anchoring on the model)."""
     show_codebook: reactive[bool] = reactive(True)
     """Whether the codebook panel is visible."""
-    whole_conversation: reactive[bool] = reactive(False)
-    """Context shows the whole conversation instead of the last few turns."""
 
     def __init__(self, keys: dict[str, str] | None = None) -> None:
         super().__init__()
@@ -69,11 +77,12 @@ class AnnotateScreen(Screen[None]):
         self.current: MessageView | None = None
         self.suggestion: Suggestion | None = None
         self.shown_at = time.monotonic()
-        self.undo_stack: list[tuple[int, int]] = []
+        self.undo_stack: list[Undo] = []
         self.batch: list[int] = []
         self.coded: set[int] = set()
         self.saved = 0
         self.started = time.monotonic()
+        self.retraining = threading.Event()
         self.key_at: float | None = None
         """When the key that led to the message on screen was handled (for latency probes)."""
 
@@ -92,6 +101,7 @@ class AnnotateScreen(Screen[None]):
                 with VerticalScroll(id="context-scroll"):
                     yield ContextView(id="context")
                 yield MessageCard(id="message")
+                yield NextView(id="next")
                 yield SuggestionList(app.codebook, id="suggestions")
             yield CodebookPanel(id="codebook")
         yield ProgressBar(id="round-progress", show_eta=False)
@@ -107,8 +117,10 @@ class AnnotateScreen(Screen[None]):
             if index < 9:
                 self._bindings.bind(str(index + 1), f"choose({index})", show=False)
         self.query_one("#round-progress").display = False
+        self.query_one("#statusline").display = False
         self.query_one(SuggestionList).counts = dict(app.repo.status()["labelled_per_technique"])
         self.batch = self._latest_batch()
+        self.coded = {m for m in self.batch if app.repo.current_labels(m, app.annotator)}
         self.queue = app.repo.queue(app.annotator)
         self._advance()
         # An expert who stays on one message keeps it: renew the claim well before it expires.
@@ -122,6 +134,18 @@ class AnnotateScreen(Screen[None]):
         latest = self.techne.repo.artifacts.latest_round()
         return list(latest.queried_message_ids) if latest else []
 
+    # -- layout -------------------------------------------------------------------------------
+
+    def on_resize(self, event: Resize) -> None:
+        """Fold the codebook panel away on narrow terminals, drop borders on short ones."""
+        self.set_class(event.size.width <= NARROW, "narrow")
+        self.set_class(event.size.height <= SHORT, "short")
+        self.watch_show_codebook(self.show_codebook)
+
+    @property
+    def narrow(self) -> bool:
+        return self.has_class("narrow")
+
     # -- showing ------------------------------------------------------------------------------
 
     def _show(self, message_id: int) -> None:
@@ -129,22 +153,24 @@ class AnnotateScreen(Screen[None]):
         repo = app.repo
         message = repo.message(message_id)
         self.current = message
-        before = app.context_before if not self.whole_conversation else 10_000
-        turns = repo.context(message.id, before, app.context_after)
-        self.query_one(ContextView).show(
-            [t for t in turns if t.position < message.position],
-            [t for t in turns if t.position > message.position],
-        )
-        self.query_one(MessageCard).show(message)
+        turns = repo.context(message.id, app.context_before, app.context_after)
+        self.query_one(ContextView).show([t for t in turns if t.position < message.position])
+        self.query_one(NextView).show([t for t in turns if t.position > message.position])
+        self.query_one("#next").display = app.context_after > 0
         self.suggestion = repo.suggestion(message.id)
         mine = repo.current_labels(message.id, app.annotator)
+        names = {t.key: t.name for t in app.codebook.techniques}
+        self.query_one(MessageCard).show(
+            message, marks(repo.events(message.id), app.annotator, names, mine)
+        )
         keys = app.codebook.keys()
         if mine:
             selected = keys.index(mine[0]) if mine[0] in keys else 0
+        elif self.blind:
+            selected = NONE  # nothing model-derived before the expert's own choice
         elif self.suggestion is not None:
-            selected = (
-                keys.index(self.suggestion.top_label) if self.suggestion.top_label in keys else 0
-            )
+            top = self.suggestion.top_label
+            selected = keys.index(top) if top in keys else 0
         else:
             selected = 0
         suggestions = self.query_one(SuggestionList)
@@ -154,6 +180,7 @@ class AnnotateScreen(Screen[None]):
             suggestions.toggled = set(mine)
             suggestions.refresh_rows()
         self._show_codebook_for(selected)
+        self.query_one("#context-scroll", VerticalScroll).scroll_end(animate=False)
         self.shown_at = time.monotonic()
         self._update_topbar()
         if self.key_at is not None and self.techne.latency_probe is not None:
@@ -163,24 +190,25 @@ class AnnotateScreen(Screen[None]):
             )
 
     def _show_codebook_for(self, index: int) -> None:
-        self.query_one(CodebookPanel).show(self.techne.codebook.techniques[index])
+        techniques = self.techne.codebook.techniques
+        self.query_one(CodebookPanel).show(techniques[index] if index != NONE else None)
 
     def _update_topbar(self) -> None:
         app = self.techne
         model = app.active_model
         hours = max((time.monotonic() - self.started) / 3600, 1 / 3600)
-        bar = Text()
+        bar = Text(no_wrap=True, overflow="ellipsis")
         bar.append(" Techne ", style="bold reverse")
-        bar.append(f"  {app.annotator}  ·  codebook {app.codebook.key}  ·  ")
-        bar.append(f"model {model.tag if model else 'none'}  ·  ")
+        if self.blind:
+            bar.append(" BLIND ", style="bold reverse")
+        bar.append(f" {shown(app.annotator)} · {shown(app.codebook.key)} · ")
+        bar.append(f"model {shown(model.tag) if model else 'none'} · ")
         total = len(self.history) + len(self.queue)
-        bar.append(f"message {self.position + 1} of {total}  ·  " if self.current else "done  ·  ")
+        bar.append(f"message {self.position + 1} of {total} · " if self.current else "done · ")
         if self.batch:
             done = sum(1 for m in self.batch if m in self.coded)
-            bar.append(f"batch {done}/{len(self.batch)}  ·  ")
-        bar.append(f"session {self.saved} saved, {self.saved / hours:.0f}/h")
-        if self.blind:
-            bar.append("  ·  BLIND", style="bold")
+            bar.append(f"batch {done}/{len(self.batch)} · ")
+        bar.append(f"{self.saved} saved, {self.saved / hours:.0f}/h")
         self.query_one("#topbar", Static).update(bar)
 
     def _advance(self, refreshed: bool = False) -> None:
@@ -209,6 +237,7 @@ class AnnotateScreen(Screen[None]):
             Text("The queue is empty: every message is coded. Press r to retrain, q to quit.")
         )
         self.query_one(ContextView).update("")
+        self.query_one(NextView).update("")
         self._update_topbar()
 
     # -- actions ------------------------------------------------------------------------------
@@ -252,6 +281,16 @@ class AnnotateScreen(Screen[None]):
         self.post_message(LabelSaved(self.current.id, event_id, kind))
         return event_id
 
+    def _counters(self, event_id: int, message_id: int) -> Undo:
+        """Every counter as it is now, for undo to put back."""
+        return Undo(
+            event_id,
+            message_id,
+            dict(self.query_one(SuggestionList).counts),
+            self.saved,
+            message_id in self.coded,
+        )
+
     def action_accept(self) -> None:
         if self.current is None:
             return
@@ -265,17 +304,27 @@ class AnnotateScreen(Screen[None]):
                     "Choose at least one technique (its key toggles it).", severity="warning"
                 )
                 return
+        elif suggestions.selected == NONE:
+            self.notify(
+                "Choose a technique first (its digit or letter, or up/down): blind mode "
+                "saves only your own choice.",
+                severity="warning",
+            )
+            return
         else:
             labels = [app.codebook.techniques[suggestions.selected].key]
         accepted = (
             self.suggestion is not None and not self.blind and labels == [self.suggestion.top_label]
         )
         had = app.repo.current_labels(self.current.id, app.annotator)
-        event_id = self._save("correct" if had else "label", labels, accepted_suggestion=accepted)
-        self.undo_stack.append((event_id, self.current.id))
+        record = self._counters(0, self.current.id)
+        record.event_id = self._save(
+            "correct" if had else "label", labels, accepted_suggestion=accepted
+        )
+        self.undo_stack.append(record)
         self.saved += 1
         self.coded.add(self.current.id)
-        counts = self.query_one(SuggestionList).counts
+        counts = suggestions.counts
         for label in labels:
             counts[label] = counts.get(label, 0) + 1
         for label in had or ():
@@ -285,8 +334,9 @@ class AnnotateScreen(Screen[None]):
     def action_skip(self) -> None:
         if self.current is None:
             return
-        event_id = self._save("skip")
-        self.undo_stack.append((event_id, self.current.id))
+        record = self._counters(0, self.current.id)
+        record.event_id = self._save("skip")
+        self.undo_stack.append(record)
         self._advance()
 
     def action_flag(self) -> None:
@@ -295,9 +345,11 @@ class AnnotateScreen(Screen[None]):
 
         def flagged(reason: str | None) -> None:
             if reason and self.current is not None:
-                event_id = self._save("flag", reason=reason)
-                self.undo_stack.append((event_id, self.current.id))
+                record = self._counters(0, self.current.id)
+                record.event_id = self._save("flag", reason=reason)
+                self.undo_stack.append(record)
                 self.notify("Flagged for a lead.")
+                self._show(self.current.id)
 
         self.app.push_screen(PromptScreen("Why flag this message?", "reason"), flagged)
 
@@ -309,31 +361,32 @@ class AnnotateScreen(Screen[None]):
             if note and self.current is not None:
                 self._save("note", note=note)
                 self.notify("Note saved.")
+                self._show(self.current.id)
 
         self.app.push_screen(PromptScreen("Note on this message", "note"), noted)
 
     def action_undo(self) -> None:
-        """Take back the last save (as an undo event) and show that message again."""
+        """Take back the last save (as an undo event), put every counter back as it was
+        before that save, and show that message again."""
         if not self.undo_stack:
             self.notify("Nothing to undo in this session.")
             return
-        event_id, message_id = self.undo_stack.pop()
+        record = self.undo_stack.pop()
         app = self.techne
-        before = app.repo.current_labels(message_id, app.annotator) or ()
-        app.repo.add_event(message_id, app.annotator, "undo", target_event_id=event_id)
-        after = app.repo.current_labels(message_id, app.annotator) or ()
+        message_id = record.message_id
+        app.repo.add_event(message_id, app.annotator, "undo", target_event_id=record.event_id)
         counts = self.query_one(SuggestionList).counts
-        for label in before:
-            counts[label] = max(0, counts.get(label, 0) - 1)
-        for label in after:
-            counts[label] = counts.get(label, 0) + 1
+        counts.clear()
+        counts.update(record.counts)
+        self.saved = record.saved
+        if not record.coded:
+            self.coded.discard(message_id)
         app.repo.claim_next(app.annotator, [message_id])  # hold it again while re-coding
         if message_id in self.history:
             self.position = self.history.index(message_id)
         else:
             self.history.insert(self.position + 1, message_id)
             self.position += 1
-        self.saved = max(0, self.saved - 1)
         self._show(message_id)
 
     def action_back(self) -> None:
@@ -354,7 +407,7 @@ class AnnotateScreen(Screen[None]):
                 return
             matches = self.techne.repo.search(needle)
             if not matches:
-                self.notify(f"No message contains {needle!r}.")
+                self.notify(f"No message contains {shown(needle)!r}.", markup=False)
                 return
             self.app.push_screen(FindScreen(needle, matches), self._jump)
 
@@ -371,20 +424,37 @@ class AnnotateScreen(Screen[None]):
         self._show(message_id)
 
     def action_blind(self) -> None:
+        """Blind on: the current message forgets the model's choice unless the expert has
+        already chosen; blind off: the suggestion is shown again."""
         self.blind = not self.blind
-        self.query_one(SuggestionList).revealed = not self.blind
+        suggestions = self.query_one(SuggestionList)
+        suggestions.revealed = not self.blind
+        if self.blind and self.current is not None:
+            if not self.techne.repo.current_labels(self.current.id, self.techne.annotator):
+                suggestions.selected = NONE
+                self._show_codebook_for(NONE)
         self._update_topbar()
 
     def action_codebook(self) -> None:
+        """Wide: show or hide the panel. Narrow: the highlighted technique on top."""
+        if self.narrow:
+            index = self.query_one(SuggestionList).selected
+            techniques = self.techne.codebook.techniques
+            self.app.push_screen(CodebookOverlay(techniques[index] if index != NONE else None))
+            return
         self.show_codebook = not self.show_codebook
 
     def watch_show_codebook(self, visible: bool) -> None:
-        self.query_one(CodebookPanel).display = visible
+        self.query_one(CodebookPanel).display = visible and not self.narrow
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.active_bindings))
 
     def action_conversation(self) -> None:
-        self.whole_conversation = not self.whole_conversation
         if self.current is not None:
-            self._show(self.current.id)
+            app = self.techne
+            turns = app.repo.conversation_messages(self.current.conversation_id)
+            self.app.push_screen(ConversationScreen(turns, self.current.id))
 
     def action_stats(self) -> None:
         from tui.screens.stats import StatsScreen
@@ -401,7 +471,12 @@ class AnnotateScreen(Screen[None]):
         app = self.techne
         role = app.repo.annotators().get(app.annotator, "expert")
         if role not in ("lead", "maintainer"):
-            self.notify(f"Only leads adjudicate; {app.annotator} is an {role}.", markup=False)
+            self.notify(
+                f"Only leads adjudicate; {shown(app.annotator)} is an {role}. A maintainer "
+                f"gives the role: techne annotators add {shown(app.annotator)} --role lead",
+                markup=False,
+                timeout=8,
+            )
             return
         from tui.screens.adjudicate import AdjudicateScreen
 
@@ -410,62 +485,27 @@ class AnnotateScreen(Screen[None]):
     def action_quit(self) -> None:
         self.app.exit()
 
-    # -- retraining ---------------------------------------------------------------------------
-
-    def action_retrain(self) -> None:
-        bar = self.query_one("#round-progress", ProgressBar)
-        bar.display = True
-        bar.update(total=1.0, progress=0.0)
-        self.query_one("#statusline", Static).update("Retraining… keep labelling.")
-        self._retrain_model()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="retrain", description="retrain")
-    def _retrain_model(self) -> None:
-        from learning.rounds import run_round
-
-        app = self.techne
-        worker = get_current_worker()
-
-        def progress(stage: str, fraction: float) -> None:
-            if not worker.is_cancelled:
-                self.post_message(RoundProgressed(stage, fraction))
-
-        try:
-            result = run_round(
-                app.repo, app.workspace.models_dir, app.learning_settings(), progress
-            )
-        except Exception as exc:  # reported on the UI thread; the old model stays active
-            self.post_message(RoundFailed(str(exc)))
-            return
-        self.post_message(
-            RoundFinished(result.model.tag, result.metrics.get("macro_f1"), len(result.queried))
-        )
-
-    @on(RoundProgressed)
-    def _round_progressed(self, message: RoundProgressed) -> None:
-        self.query_one("#round-progress", ProgressBar).update(progress=message.fraction)
-        self.query_one("#statusline", Static).update(f"Retraining: {message.stage}…")
-
-    @on(RoundFinished)
-    def _round_finished(self, message: RoundFinished) -> None:
-        """Fresh suggestions and a re-ranked queue, without leaving the current message."""
-        self.query_one("#round-progress").display = False
-        f1 = f"{message.macro_f1:.3f}" if isinstance(message.macro_f1, float) else "n/a"
-        self.query_one("#statusline", Static).update(
-            f"Model {message.tag} is active (held-out macro-F1 {f1}); {message.queued} queued."
-        )
+    def round_done(self) -> None:
+        """After a round: the new model's suggestions and queue; the batch counter goes on
+        from what this session coded of the previous batch."""
         app = self.techne
         app.active_model = app.repo.artifacts.active()
         self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
-        self.batch = self._latest_batch()
+        done = [m for m in self.batch if m in self.coded]
+        self.batch = done + [m for m in self._latest_batch() if m not in done]
         if self.current is not None:
             self.suggestion = app.repo.suggestion(self.current.id)
             suggestions = self.query_one(SuggestionList)
             suggestions.show(self.suggestion, suggestions.selected)
         self._update_topbar()
 
-    @on(RoundFailed)
-    def _round_failed(self, message: RoundFailed) -> None:
-        self.query_one("#round-progress").display = False
-        self.query_one("#statusline", Static).update("")
-        self.notify(f"Retrain failed: {message.error}", severity="error", markup=False)
+
+@dataclass
+class Undo:
+    """A save that undo can take back, with every counter as it was before it."""
+
+    event_id: int
+    message_id: int
+    counts: dict[str, int] = field(default_factory=dict)
+    saved: int = 0
+    coded: bool = False
