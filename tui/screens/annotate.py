@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.events import Resize
 from textual.widgets import Footer, ProgressBar, Static
 
 from store import MessageView
 from store.queue import Suggestion
-from tui.messages import LabelSaved
-from tui.screens.find import FindScreen
-from tui.screens.overlays import CodebookOverlay, ConversationScreen, HelpScreen
-from tui.screens.prompt import PromptScreen
-from tui.screens.retrain import RetrainMixin
 from tui.safe import shown
+from tui.screens.labelling import LabellingMixin, Undo
+from tui.screens.navigation import NavigationMixin
+from tui.screens.overlays import CodebookOverlay
+from tui.screens.retrain import RetrainMixin
 from tui.widgets.codebook_panel import CodebookPanel
 from tui.widgets.conversation import ContextView, MessageCard, NextView, marks
 from tui.widgets.suggestions import NONE, SuggestionList
@@ -58,7 +56,7 @@ DEFAULT_KEYS = {
 }
 
 
-class AnnotateScreen(RetrainMixin, Screen[None]):
+class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]):
     """Shows one message at a time; every save is committed before the next appears."""
 
     blind: reactive[bool] = reactive(False)
@@ -78,7 +76,7 @@ class AnnotateScreen(RetrainMixin, Screen[None]):
         self.suggestion: Suggestion | None = None
         self.shown_at = time.monotonic()
         self.undo_stack: list[Undo] = []
-        self.batch: list[int] = []
+        self.round_batch: list[int] = []
         self.coded: set[int] = set()
         self.saved = 0
         self.started = time.monotonic()
@@ -119,8 +117,8 @@ class AnnotateScreen(RetrainMixin, Screen[None]):
         self.query_one("#round-progress").display = False
         self.query_one("#statusline").display = False
         self.query_one(SuggestionList).counts = dict(app.repo.status()["labelled_per_technique"])
-        self.batch = self._latest_batch()
-        self.coded = {m for m in self.batch if app.repo.current_labels(m, app.annotator)}
+        self.round_batch = self._latest_batch()
+        self.coded = {m for m in self.round_batch if app.repo.current_labels(m, app.annotator)}
         self.queue = app.repo.queue(app.annotator)
         self._advance()
         # An expert who stays on one message keeps it: renew the claim well before it expires.
@@ -183,11 +181,10 @@ class AnnotateScreen(RetrainMixin, Screen[None]):
         self.query_one("#context-scroll", VerticalScroll).scroll_end(animate=False)
         self.shown_at = time.monotonic()
         self._update_topbar()
-        if self.key_at is not None and self.techne.latency_probe is not None:
+        probe = self.techne.latency_probe
+        if self.key_at is not None and probe is not None:
             started, self.key_at = self.key_at, None
-            self.call_after_refresh(
-                lambda: self.techne.latency_probe.append(time.perf_counter() - started)  # type: ignore[union-attr]
-            )
+            self.call_after_refresh(lambda: probe.append(time.perf_counter() - started))
 
     def _show_codebook_for(self, index: int) -> None:
         techniques = self.techne.codebook.techniques
@@ -205,9 +202,9 @@ class AnnotateScreen(RetrainMixin, Screen[None]):
         bar.append(f"model {shown(model.tag) if model else 'none'} · ")
         total = len(self.history) + len(self.queue)
         bar.append(f"message {self.position + 1} of {total} · " if self.current else "done · ")
-        if self.batch:
-            done = sum(1 for m in self.batch if m in self.coded)
-            bar.append(f"batch {done}/{len(self.batch)} · ")
+        if self.round_batch:
+            done = sum(1 for m in self.round_batch if m in self.coded)
+            bar.append(f"batch {done}/{len(self.round_batch)} · ")
         bar.append(f"{self.saved} saved, {self.saved / hours:.0f}/h")
         self.query_one("#topbar", Static).update(bar)
 
@@ -266,129 +263,6 @@ class AnnotateScreen(RetrainMixin, Screen[None]):
         )
         self._show_codebook_for(suggestions.selected)
 
-    def _save(self, kind: str, labels: list[str] | None = None, **fields: Any) -> int:
-        app = self.techne
-        assert self.current is not None
-        event_id = app.repo.add_event(
-            self.current.id,
-            app.annotator,
-            kind,
-            labels or [],
-            model_version_id=self.suggestion.model_version_id if self.suggestion else None,
-            seconds=round(time.monotonic() - self.shown_at, 3),
-            **fields,
-        )
-        self.post_message(LabelSaved(self.current.id, event_id, kind))
-        return event_id
-
-    def _counters(self, event_id: int, message_id: int) -> Undo:
-        """Every counter as it is now, for undo to put back."""
-        return Undo(
-            event_id,
-            message_id,
-            dict(self.query_one(SuggestionList).counts),
-            self.saved,
-            message_id in self.coded,
-        )
-
-    def action_accept(self) -> None:
-        if self.current is None:
-            return
-        self.key_at = time.perf_counter()
-        app = self.techne
-        suggestions = self.query_one(SuggestionList)
-        if app.codebook.multi_label:
-            labels = [t.key for t in app.codebook.techniques if t.key in suggestions.toggled]
-            if not labels:
-                self.notify(
-                    "Choose at least one technique (its key toggles it).", severity="warning"
-                )
-                return
-        elif suggestions.selected == NONE:
-            self.notify(
-                "Choose a technique first (its digit or letter, or up/down): blind mode "
-                "saves only your own choice.",
-                severity="warning",
-            )
-            return
-        else:
-            labels = [app.codebook.techniques[suggestions.selected].key]
-        accepted = (
-            self.suggestion is not None and not self.blind and labels == [self.suggestion.top_label]
-        )
-        had = app.repo.current_labels(self.current.id, app.annotator)
-        record = self._counters(0, self.current.id)
-        record.event_id = self._save(
-            "correct" if had else "label", labels, accepted_suggestion=accepted
-        )
-        self.undo_stack.append(record)
-        self.saved += 1
-        self.coded.add(self.current.id)
-        counts = suggestions.counts
-        for label in labels:
-            counts[label] = counts.get(label, 0) + 1
-        for label in had or ():
-            counts[label] = max(0, counts.get(label, 0) - 1)
-        self._advance()
-
-    def action_skip(self) -> None:
-        if self.current is None:
-            return
-        record = self._counters(0, self.current.id)
-        record.event_id = self._save("skip")
-        self.undo_stack.append(record)
-        self._advance()
-
-    def action_flag(self) -> None:
-        if self.current is None:
-            return
-
-        def flagged(reason: str | None) -> None:
-            if reason and self.current is not None:
-                record = self._counters(0, self.current.id)
-                record.event_id = self._save("flag", reason=reason)
-                self.undo_stack.append(record)
-                self.notify("Flagged for a lead.")
-                self._show(self.current.id)
-
-        self.app.push_screen(PromptScreen("Why flag this message?", "reason"), flagged)
-
-    def action_note(self) -> None:
-        if self.current is None:
-            return
-
-        def noted(note: str | None) -> None:
-            if note and self.current is not None:
-                self._save("note", note=note)
-                self.notify("Note saved.")
-                self._show(self.current.id)
-
-        self.app.push_screen(PromptScreen("Note on this message", "note"), noted)
-
-    def action_undo(self) -> None:
-        """Take back the last save (as an undo event), put every counter back as it was
-        before that save, and show that message again."""
-        if not self.undo_stack:
-            self.notify("Nothing to undo in this session.")
-            return
-        record = self.undo_stack.pop()
-        app = self.techne
-        message_id = record.message_id
-        app.repo.add_event(message_id, app.annotator, "undo", target_event_id=record.event_id)
-        counts = self.query_one(SuggestionList).counts
-        counts.clear()
-        counts.update(record.counts)
-        self.saved = record.saved
-        if not record.coded:
-            self.coded.discard(message_id)
-        app.repo.claim_next(app.annotator, [message_id])  # hold it again while re-coding
-        if message_id in self.history:
-            self.position = self.history.index(message_id)
-        else:
-            self.history.insert(self.position + 1, message_id)
-            self.position += 1
-        self._show(message_id)
-
     def action_back(self) -> None:
         if self.position > 0:
             self.position -= 1
@@ -400,28 +274,6 @@ class AnnotateScreen(RetrainMixin, Screen[None]):
             self._show(self.history[self.position])
         else:
             self._advance()
-
-    def action_find(self) -> None:
-        def searched(needle: str | None) -> None:
-            if not needle:
-                return
-            matches = self.techne.repo.search(needle)
-            if not matches:
-                self.notify(f"No message contains {shown(needle)!r}.", markup=False)
-                return
-            self.app.push_screen(FindScreen(needle, matches), self._jump)
-
-        self.app.push_screen(PromptScreen("Find messages containing", "text"), searched)
-
-    def _jump(self, message_id: int | None) -> None:
-        if message_id is None:
-            return
-        if message_id in self.history:
-            self.position = self.history.index(message_id)
-        else:
-            self.history.insert(self.position + 1, message_id)
-            self.position += 1
-        self._show(message_id)
 
     def action_blind(self) -> None:
         """Blind on: the current message forgets the model's choice unless the expert has
@@ -447,65 +299,16 @@ class AnnotateScreen(RetrainMixin, Screen[None]):
     def watch_show_codebook(self, visible: bool) -> None:
         self.query_one(CodebookPanel).display = visible and not self.narrow
 
-    def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.active_bindings))
-
-    def action_conversation(self) -> None:
-        if self.current is not None:
-            app = self.techne
-            turns = app.repo.conversation_messages(self.current.conversation_id)
-            self.app.push_screen(ConversationScreen(turns, self.current.id))
-
-    def action_stats(self) -> None:
-        from tui.screens.stats import StatsScreen
-
-        self.app.push_screen(StatsScreen())
-
-    def action_agreement(self) -> None:
-        from tui.screens.agreement import AgreementScreen
-
-        self.app.push_screen(AgreementScreen())
-
-    def action_adjudicate(self) -> None:
-        """Leads and maintainers only; the annotate screen refreshes when they come back."""
-        app = self.techne
-        role = app.repo.annotators().get(app.annotator, "expert")
-        if role not in ("lead", "maintainer"):
-            self.notify(
-                f"Only leads adjudicate; {shown(app.annotator)} is an {role}. A maintainer "
-                f"gives the role: techne annotators add {shown(app.annotator)} --role lead",
-                markup=False,
-                timeout=8,
-            )
-            return
-        from tui.screens.adjudicate import AdjudicateScreen
-
-        self.app.push_screen(AdjudicateScreen())
-
-    def action_quit(self) -> None:
-        self.app.exit()
-
     def round_done(self) -> None:
         """After a round: the new model's suggestions and queue; the batch counter goes on
         from what this session coded of the previous batch."""
         app = self.techne
         app.active_model = app.repo.artifacts.active()
         self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
-        done = [m for m in self.batch if m in self.coded]
-        self.batch = done + [m for m in self._latest_batch() if m not in done]
+        done = [m for m in self.round_batch if m in self.coded]
+        self.round_batch = done + [m for m in self._latest_batch() if m not in done]
         if self.current is not None:
             self.suggestion = app.repo.suggestion(self.current.id)
             suggestions = self.query_one(SuggestionList)
             suggestions.show(self.suggestion, suggestions.selected)
         self._update_topbar()
-
-
-@dataclass
-class Undo:
-    """A save that undo can take back, with every counter as it was before it."""
-
-    event_id: int
-    message_id: int
-    counts: dict[str, int] = field(default_factory=dict)
-    saved: int = 0
-    coded: bool = False

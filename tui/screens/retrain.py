@@ -11,6 +11,8 @@ from textual.widgets import ProgressBar, Static
 from tui.messages import RoundFailed, RoundFinished, RoundProgressed, RoundSkipped
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from tui.app import TechneApp
 
 
@@ -22,19 +24,23 @@ def trained_on(metrics: dict[str, object]) -> int | None:
     return None
 
 
-class RetrainMixin:
+if TYPE_CHECKING:
+    _Base = Screen[None]
+else:
+    _Base = object
+
+
+class RetrainMixin(_Base):
     """`r` on the annotate screen. Handlers are found by name along the MRO."""
 
     retraining: threading.Event
     """Set while a round runs; a second `r` says so instead of starting another."""
 
     if TYPE_CHECKING:
-        techne: TechneApp
 
-        def query_one(self, *args: object, **kwargs: object) -> Static: ...
-        def notify(self, *args: object, **kwargs: object) -> None: ...
-        def post_message(self, message: object) -> bool: ...
-        def run_worker(self, *args: object, **kwargs: object) -> object: ...
+        @property
+        def techne(self) -> TechneApp: ...
+
         def round_done(self) -> None: ...
 
     def action_retrain(self) -> None:
