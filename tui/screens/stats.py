@@ -27,7 +27,8 @@ class StatsScreen(Screen[None]):
     """Read-only; escape or c goes back to labelling."""
 
     BINDINGS = [
-        ("escape,c", "app.pop_screen", "Back to labelling"),
+        ("q,escape,c", "app.pop_screen", "Back to labelling"),
+        ("f1", "app.help", "Help"),
         ("i", "insights", "Insights"),
     ]
 
