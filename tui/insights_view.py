@@ -152,8 +152,8 @@ def outcome_table(report: dict[str, Any], compact: bool = False) -> Table:
     table.add_column("technique" if compact else "technique / index", no_wrap=True, min_width=12)
     if binary:
         ref, cmp_ = o["reference"], o["compared"]
-        table.add_column(Text(ref), justify="right")
-        table.add_column(Text(cmp_), justify="right")
+        table.add_column(literal(ref), justify="right", min_width=min(len(ref), 12))
+        table.add_column(literal(cmp_), justify="right", min_width=min(len(cmp_), 12))
         diff = "difference" if compact else f"{cmp_} - {ref}"
         table.add_column(Text(f"{diff} [{level} CI]"), justify="right", no_wrap=True)
         table.add_column(Text("n" if compact else f"n {ref}/{cmp_}"), justify="right")

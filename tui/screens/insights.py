@@ -42,7 +42,7 @@ class InsightsScreen(Screen[None]):
     """s cycles the label source, o the outcome field, g swaps the two groups."""
 
     BINDINGS = [
-        ("escape,i,q", "app.pop_screen", "Back"),
+        ("q,escape,i", "app.pop_screen", "Back"),
         ("f1", "app.help", "Help"),
         ("s", "cycle_source", "Source"),
         ("o", "cycle_outcome", "Outcome"),

@@ -54,7 +54,7 @@ class HelpScreen(ModalScreen[None]):
         seen: set[str] = set()
         for active in self.bindings.values():
             binding = active.binding
-            if not binding.description or binding.action in seen:
+            if not binding.show or not binding.description or binding.action in seen:
                 continue
             seen.add(binding.action)
             body.append(f"{self.app.get_key_display(binding):>8}  ", style="bold")
