@@ -235,6 +235,8 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
         )
         self.query_one(ContextView).update("")
         self.query_one(NextView).update("")
+        self.query_one(SuggestionList).show(None, NONE)  # nothing to choose for
+        self._show_codebook_for(NONE)
         self._update_topbar()
 
     # -- actions ------------------------------------------------------------------------------
