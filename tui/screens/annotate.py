@@ -33,6 +33,9 @@ NARROW = 100
 SHORT = 32
 """At this many rows or fewer the boxes lose their borders so more turns fit."""
 
+RATE_AFTER_S = 300.0
+"""The labels-per-hour rate shows once the session is this old."""
+
 DEFAULT_KEYS = {
     "quit": ("q", "Quit"),
     "help": ("f1", "Help"),
@@ -193,7 +196,7 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
     def _update_topbar(self) -> None:
         app = self.techne
         model = app.active_model
-        hours = max((time.monotonic() - self.started) / 3600, 1 / 3600)
+        elapsed = time.monotonic() - self.started
         bar = Text(no_wrap=True, overflow="ellipsis")
         bar.append(" Techne ", style="bold reverse")
         if self.blind:
@@ -205,7 +208,9 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
         if self.round_batch:
             done = sum(1 for m in self.round_batch if m in self.coded)
             bar.append(f"batch {done}/{len(self.round_batch)} · ")
-        bar.append(f"{self.saved} saved, {self.saved / hours:.0f}/h")
+        bar.append(f"{self.saved} saved")
+        if elapsed >= RATE_AFTER_S:  # a rate over the first minutes says nothing
+            bar.append(f", {self.saved / (elapsed / 3600):.0f}/h")
         self.query_one("#topbar", Static).update(bar)
 
     def _advance(self, refreshed: bool = False) -> None:
