@@ -50,7 +50,9 @@ seed = 0
 
 [annotate]
 context_before = 4              # previous turns shown above the message
-show_next = false               # also show the next turn
+
+[ui]
+context_after = 1               # turns after the message, shown below it
 
 [team]
 overlap = 0.0                   # share of messages coded independently by two experts

@@ -1,4 +1,5 @@
-"""Snapshot tests of each screen (pytest-textual-snapshot); each says what it must show."""
+"""Snapshot tests of every screen (pytest-textual-snapshot) at 80x24, the default SSH
+terminal, and at 160x48; each says what it must show."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from tui.app import make_app
 
 pytestmark = pytest.mark.slow
-SIZE = (120, 36)
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
 
 @pytest.fixture
@@ -20,35 +21,86 @@ def workspace(trained_demo: Path, tmp_path: Path) -> Path:
     return path
 
 
+async def settled(pilot) -> None:  # noqa: ANN001
+    """Wait for the workers and the layout (tables, plots) to settle."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.3)
+
+
+def keys(*pressed: str):  # noqa: ANN201
+    async def run(pilot) -> None:  # noqa: ANN001
+        await pilot.press(*pressed)
+        await settled(pilot)
+
+    return run
+
+
+@pytest.mark.parametrize("size", SIZES)
 class TestAnnotateScreen:
-    def test_first_message(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
-        """Top bar (annotator, codebook, model v1, position), context turns, the message with
-        its conversation and turn, every technique with a probability bar and the top one
-        selected, the codebook panel for it, and the key footer."""
-        assert snap_compare(make_app(workspace, annotator="snap"), terminal_size=SIZE)
-
-    def test_blind(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
-        """Blind mode: BLIND in the top bar, no probabilities until a choice is made."""
-        assert snap_compare(make_app(workspace, annotator="snap", blind=True), terminal_size=SIZE)
-
-
-class TestCodebookPanel:
-    def test_codebook_hidden_then_other_technique(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
-        """After `?` the codebook panel is hidden; after `?` again and `2` it shows Persuade's
-        definition and examples."""
+    def test_first_message(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """Top bar (annotator, codebook, model v1, position, batch), the previous turns, the
+        message with conversation:turn, the next turn, every technique on one line with a
+        probability bar and the top one selected (a tie marked =), the codebook panel at
+        160 columns (folded away at 80), and a footer starting `q Quit  f1 Help`."""
         app = make_app(workspace, annotator="snap")
-        assert snap_compare(app, terminal_size=SIZE, press=["question_mark", "question_mark", "2"])
+        assert snap_compare(app, terminal_size=size, run_before=settled)
+
+    def test_blind(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """Blind mode: BLIND in the top bar, no technique highlighted, no probabilities, the
+        codebook panel says how to choose (nothing from the model)."""
+        app = make_app(workspace, annotator="snap", blind=True)
+        assert snap_compare(app, terminal_size=size, run_before=settled)
+
+    def test_codebook(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """`2` then `?`: at 80 columns Persuade's definition and examples in a window on top;
+        at 160 the panel is hidden by `?` (the list takes the width)."""
+        app = make_app(workspace, annotator="snap")
+        assert snap_compare(app, terminal_size=size, run_before=keys("2", "question_mark"))
+
+    def test_conversation(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """`v`: the whole conversation, turn numbers, the message being coded highlighted
+        and scrolled into view."""
+        app = make_app(workspace, annotator="snap")
+        assert snap_compare(app, terminal_size=size, run_before=keys("v"))
+
+    def test_find(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """`/patch`: the messages containing "patch", each as conversation#turn and text."""
+        app = make_app(workspace, annotator="snap")
+        assert snap_compare(app, terminal_size=size, run_before=keys("slash", *"patch", "enter"))
+
+    def test_help(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """f1: every key of the annotate screen with what it does."""
+        app = make_app(workspace, annotator="snap")
+        assert snap_compare(app, terminal_size=size, run_before=keys("f1"))
+
+    def test_back_shows_your_label_and_marks(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """Label with 2, go back with left: "your label: Persuade"; a flag leaves its mark."""
+        app = make_app(workspace, annotator="snap")
+        pressed = keys("2", "enter", "left", "f", *"unsure", "enter")
+        assert snap_compare(app, terminal_size=size, run_before=pressed)
 
 
+@pytest.mark.parametrize("size", SIZES)
 class TestStatsScreen:
-    def test_stats(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
-        """The model versions table with v1's macro-F1 and ECE, the learning-curve plot,
-        per-technique F1 with label counts against targets, and the confusion matrix."""
-        assert snap_compare(make_app(workspace, annotator="snap"), terminal_size=SIZE, press=["c"])
+    def test_stats(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """Model versions (macro-F1 0.550 in full, ECE, kappa vs prev), the titled learning
+        curve with whole-number ticks, per-technique F1 with counts against targets, and the
+        confusion matrix unwrapped; at 80 columns they stack and the screen scrolls."""
+        app = make_app(workspace, annotator="snap")
+        assert snap_compare(app, terminal_size=size, run_before=keys("c"))
+
+    def test_insights(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """Insights from gold labels: header with the outcome, the difference table with
+        technique names in its first column, the forest plot and the profiles."""
+        app = make_app(workspace, annotator="snap")
+        assert snap_compare(app, terminal_size=size, run_before=keys("c", "i"))
 
 
+@pytest.mark.parametrize("size", SIZES)
 class TestEmptyQueue:
-    def test_everything_coded(self, snap_compare, tmp_path: Path) -> None:  # noqa: ANN001
+    def test_everything_coded(self, snap_compare, tmp_path: Path, size) -> None:  # noqa: ANN001
         """A workspace whose every message is labelled says the queue is empty."""
         from tui.cli import main
 
@@ -59,10 +111,10 @@ class TestEmptyQueue:
         assert (
             main(["-w", str(ws), "import", str(data), "--label", "label", "--annotator", "a"]) == 0
         )
-        assert snap_compare(make_app(ws, annotator="snap"), terminal_size=SIZE)
+        assert snap_compare(make_app(ws, annotator="snap"), terminal_size=size)
 
 
-def _two_coders(workspace: Path) -> None:
+def two_coders(workspace: Path) -> None:
     """Two experts disagree on one message and agree on two; a lead, maria."""
     from store import load_workspace
 
@@ -80,25 +132,27 @@ def _two_coders(workspace: Path) -> None:
     repo.close()
 
 
+@pytest.mark.parametrize("size", SIZES)
 class TestAdjudicateScreen:
-    def test_coders_side_by_side(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
-        """The dispute list (coder disagreements first), the message in its context, each
-        coder's label with their note, and the decision row with the first coder's choice."""
-        _two_coders(workspace)
+    def test_coders_side_by_side(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """Disputes listed as conversation:turn (coder disagreements first), the message in
+        its context, each coder's technique name with their note, no decision pre-chosen."""
+        two_coders(workspace)
         app = make_app(workspace, annotator="maria", adjudicate=True)
-        assert snap_compare(app, terminal_size=SIZE, press=["v"])
+        assert snap_compare(app, terminal_size=size, run_before=settled)
+
+    def test_pending_decision(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """`2`: "Decision: Persuade" above the legend, Persuade highlighted in it."""
+        two_coders(workspace)
+        app = make_app(workspace, annotator="maria", adjudicate=True)
+        assert snap_compare(app, terminal_size=size, run_before=keys("2"))
 
 
+@pytest.mark.parametrize("size", SIZES)
 class TestAgreementScreen:
-    def test_agreement(self, snap_compare, workspace: Path) -> None:  # noqa: ANN001
-        """Alpha overall and per technique, the one coder pair's kappa with its item count,
-        and a line saying no expert has coded with a suggestion on screen yet."""
-        _two_coders(workspace)
-
-        async def computed(pilot) -> None:  # noqa: ANN001
-            await pilot.press("G")
-            await pilot.app.workers.wait_for_complete()
-            await pilot.pause()
-
+    def test_agreement(self, snap_compare, workspace: Path, size) -> None:  # noqa: ANN001
+        """Alpha overall and per technique (names), the one coder pair's kappa with its item
+        count, and a line saying no expert has coded with a suggestion on screen yet."""
+        two_coders(workspace)
         app = make_app(workspace, annotator="ana")
-        assert snap_compare(app, terminal_size=SIZE, run_before=computed)
+        assert snap_compare(app, terminal_size=size, run_before=keys("G"))

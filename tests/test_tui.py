@@ -11,8 +11,10 @@ from store import EventView
 from tests.conftest import copy_workspace
 from tui.app import TechneApp, make_app
 from tui.cli import main
+from tui.screens.adjudicate import AdjudicateScreen
 from tui.screens.annotate import AnnotateScreen
-from tui.widgets.suggestions import SuggestionList
+from tui.screens.overlays import CodebookOverlay, ConversationScreen, HelpScreen
+from tui.widgets.suggestions import NONE, SuggestionList
 
 pytestmark = pytest.mark.slow
 
@@ -125,18 +127,45 @@ async def test_left_and_right_recode_earlier_messages(app: TechneApp) -> None:
         assert screen(app).current.id == second.id
 
 
-async def test_blind_mode_hides_suggestions_until_a_choice(workspace: Path) -> None:
-    """--blind: probabilities hidden; a choice reveals them; accepted_suggestion stays False."""
+async def test_blind_mode_shows_nothing_model_derived_before_the_choice(workspace: Path) -> None:
+    """--blind: no technique highlighted, no probabilities, no codebook entry, enter refuses;
+    the expert's own choice reveals the model's suggestion and is what is saved."""
     app = make_app(workspace, annotator="dana", blind=True)
     async with app.run_test(size=SIZE) as pilot:
         rows = app.screen.query_one(SuggestionList)
-        assert rows.revealed is False
-        assert "blind mode" in str(rows.render())
+        suggestion = screen(app).suggestion
+        assert suggestion is not None
+        top = next(t for t in app.codebook.techniques if t.key == suggestion.top_label)
+        shown = str(rows.render())
+        assert rows.revealed is False and rows.selected == NONE
+        assert "▶" not in shown and "█" not in shown and suggestion.model_tag not in shown
+        assert f"{suggestion.probabilities[top.key]:4.2f}" not in shown
+        panel = str(app.screen.query_one("#codebook").render())
+        assert top.name not in panel and top.definition[:30] not in panel
+        await pilot.press("enter")  # nothing chosen: nothing saved, the message stays
+        assert events(app) == [] and screen(app).current.id is not None
         await pilot.press("1")
-        assert rows.revealed is True
+        assert rows.revealed is True and "█" in str(rows.render())
         await pilot.press("enter")
-        assert events(app)[0].accepted_suggestion is False
+        (saved,) = events(app)
+        assert saved.labels == (app.codebook.techniques[0].key,)
+        assert saved.accepted_suggestion is False
+        assert screen(app).query_one(SuggestionList).selected == NONE  # the next one: blind
     app.repo.close()
+
+
+async def test_b_turns_blind_on_for_the_message_on_screen(app: TechneApp) -> None:
+    """b mid-session drops the model's preselection at once; b again brings it back."""
+    async with app.run_test(size=SIZE) as pilot:
+        rows = screen(app).query_one(SuggestionList)
+        assert rows.selected != NONE and rows.revealed
+        await pilot.press("b")
+        assert rows.selected == NONE and not rows.revealed
+        assert "BLIND" in str(screen(app).query_one("#topbar").render())
+        await pilot.press("b", "enter")
+        assert len(events(app)) == 0  # still nothing chosen: refused
+        await pilot.press("down", "enter")
+        assert events(app)[0].labels == (app.codebook.techniques[0].key,)
 
 
 async def test_find_jumps_to_a_message(app: TechneApp) -> None:
@@ -156,7 +185,7 @@ async def test_find_jumps_to_a_message(app: TechneApp) -> None:
 async def test_retrain_runs_in_a_worker_and_refreshes(app: TechneApp) -> None:
     """r trains a new model while the message stays on screen; suggestions come from it."""
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("enter")  # a new label: a round without one registers nothing
+        await pilot.press("1", "enter")  # a new label: a round without one registers nothing
         current = screen(app).current
         await pilot.press("r")
         await app.workers.wait_for_complete()
@@ -164,6 +193,63 @@ async def test_retrain_runs_in_a_worker_and_refreshes(app: TechneApp) -> None:
         assert app.repo.artifacts.active().tag == "v2"
         assert screen(app).current.id == current.id
         assert screen(app).suggestion.model_tag == "v2"
+
+
+async def test_r_pressed_three_times_makes_one_version(app: TechneApp) -> None:
+    """One round at a time: r while a round runs says so instead of starting another (the
+    three presses are handled back to back, before the round can finish); then r finds no
+    new gold label, so `r r r` makes exactly one version."""
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1", "enter")
+        s = screen(app)
+        for _ in range(3):
+            s.action_retrain()
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert sum("Already retraining" in m for m in said) == 2, said
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not s.retraining.is_set()
+        await pilot.press("r", "r", "r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [v.tag for v in app.repo.artifacts.versions()] == ["v1", "v2"]
+
+
+async def test_a_round_without_new_gold_labels_makes_no_version(app: TechneApp) -> None:
+    """Nothing labelled since v1: r says so and registers nothing; a label undone is no
+    new label either."""
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [v.tag for v in app.repo.artifacts.versions()] == ["v1"]
+        assert any("No new gold labels since v1" in n.message for n in app._notifications)
+        await pilot.press("1", "enter", "u", "r")
+        await app.workers.wait_for_complete()
+        assert [v.tag for v in app.repo.artifacts.versions()] == ["v1"]
+
+
+async def test_undo_puts_every_counter_back(app: TechneApp) -> None:
+    """Save then undo: the top bar (message, batch and session counters) and the label count
+    per technique are exactly as before the save; after a round the batch counter goes on."""
+    async with app.run_test(size=SIZE) as pilot:
+        s = screen(app)
+        bar = s.query_one("#topbar")
+        before_bar, before_counts = str(bar.render()), dict(s.query_one(SuggestionList).counts)
+        assert "batch 0/" in before_bar and "0 saved" in before_bar
+        await pilot.press("1", "enter")
+        assert "1 saved" in str(bar.render())
+        await pilot.press("s")  # a skip is undone too, and counts as nothing
+        await pilot.press("u", "u")
+        assert str(bar.render()) == before_bar
+        assert s.query_one(SuggestionList).counts == before_counts
+        first_of_batch = s.current.id in s.round_batch
+        await pilot.press("1", "enter", "r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        done = 1 if first_of_batch else 0
+        assert f"batch {done}/" in str(bar.render()) and "1 saved" in str(bar.render())
 
 
 async def test_maintainers_sessions_load_the_round_code_in_the_background(
@@ -223,7 +309,8 @@ async def test_markup_and_escapes_render_literally(workspace: Path, tmp_path: Pa
 
 
 async def test_codebook_and_whole_conversation_toggles(app: TechneApp) -> None:
-    """? hides and shows the codebook panel; v shows the whole conversation, v again the window."""
+    """? hides and shows the codebook panel; v shows the whole conversation with the message
+    highlighted, v again goes back to it."""
     async with app.run_test(size=SIZE) as pilot:
         panel = app.screen.query_one("#codebook")
         await pilot.press("question_mark")
@@ -232,13 +319,75 @@ async def test_codebook_and_whole_conversation_toggles(app: TechneApp) -> None:
         assert panel.display is True
         current = screen(app).current
         whole = app.repo.conversation_messages(current.conversation_id)
-        earlier = [m for m in whole if m.position < current.position]
         await pilot.press("v")
-        shown = str(app.screen.query_one("#context").render())
-        assert all(m.text[:30] in shown for m in earlier)
+        assert isinstance(app.screen, ConversationScreen)
+        turns = list(app.screen.query(".turn"))
+        assert len(turns) == len(whole)
+        (highlighted,) = app.screen.query(".current")
+        assert current.text[:30] in str(highlighted.render())
         await pilot.press("v")
-        assert screen(app).whole_conversation is False
+        assert screen(app).current.id == current.id
         assert events(app) == []
+
+
+async def test_context_shows_the_next_turn_and_marks(app: TechneApp) -> None:
+    """The turn after the message is shown ([ui] context_after, default 1); going back says
+    "your label"; a flag and a note leave a mark on the message."""
+    async with app.run_test(size=SIZE) as pilot:
+        first = screen(app).current
+        after = [t for t in app.repo.context(first.id, 0, 1) if t.position > first.position]
+        assert after and after[0].text[:30] in str(app.screen.query_one("#next").render())
+        await pilot.press("2", "enter", "left")
+        card = str(app.screen.query_one("#message").render())
+        assert f"your label: {app.codebook.techniques[1].name}" in card
+        await pilot.press("f", *"unclear", "enter")
+        await pilot.press("n", *"ask lead", "enter")
+        card = str(app.screen.query_one("#message").render())
+        assert "flagged: unclear" in card and "note: ask lead" in card
+
+
+async def test_narrow_terminal_folds_the_codebook_into_an_overlay(app: TechneApp) -> None:
+    """At 80x24 the codebook panel is folded away; ? shows the highlighted technique's entry
+    on top, ? again closes it; f1 lists the keys."""
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.screen.query_one("#codebook").display is False
+        selected = app.codebook.techniques[screen(app).query_one(SuggestionList).selected]
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, CodebookOverlay)
+        assert selected.name in str(app.screen.query_one("#codebook-entry").render())
+        await pilot.press("question_mark", "f1")
+        assert isinstance(app.screen, HelpScreen)
+        assert "Quit" in str(app.screen.query_one("#help-keys").render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, AnnotateScreen)
+
+
+async def test_adjudication_needs_an_explicit_decision(workspace: Path) -> None:
+    """enter with nothing chosen refuses and saves nothing; a digit highlights the pending
+    decision; items are listed as conversation:turn."""
+    from tests.test_snapshots import two_coders
+
+    two_coders(workspace)
+    app = make_app(workspace, annotator="maria", adjudicate=True)
+    async with app.run_test(size=SIZE) as pilot:
+        adjudicate = app.screen
+        assert isinstance(adjudicate, AdjudicateScreen)
+        dispute = adjudicate.current
+        message = app.repo.message(dispute.message_id)
+        table = adjudicate.query_one("#disputes")
+        first_cell = str(table.get_row_at(0)[0])
+        assert first_cell == f"{message.conversation_external_id}:{message.position}"
+        await pilot.press("enter")
+        kinds = [e.kind for e in app.repo.events(dispute.message_id)]
+        assert "adjudicate" not in kinds
+        assert any("Choose the decision first" in n.message for n in app._notifications)
+        await pilot.press("2")
+        decision = str(adjudicate.query_one("#decision").render())
+        assert "Decision: Persuade" in decision and "▶2/p Persuade◀" in decision
+        await pilot.press("enter")
+        (decided,) = [e for e in app.repo.events(dispute.message_id) if e.kind == "adjudicate"]
+        assert decided.labels == ("persuade",)
+    app.repo.close()
 
 
 async def test_multi_label_keys_toggle_then_save(workspace: Path) -> None:

@@ -15,8 +15,10 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def agreement_view(report: dict[str, Any]) -> Group:
-    """The report as Rich tables (coder names as literal text)."""
+def agreement_view(report: dict[str, Any], names: dict[str, str] | None = None) -> Group:
+    """The report as Rich tables (coder names as literal text); `names` maps technique keys
+    to the names the labelling screen shows."""
+    names = names or {}
     head = Text(
         f"{report['items_coded']:,} messages coded; {report['items_multiply_coded']:,} coded by "
         f"two or more. Krippendorff's alpha (nominal): {_num(report['alpha'])}"
@@ -25,7 +27,7 @@ def agreement_view(report: dict[str, Any]) -> Group:
     for name in ("technique", "alpha", "codes on shared items"):
         techniques.add_column(name)
     for key, row in report["alpha_per_technique"].items():
-        techniques.add_row(literal(key), _num(row["alpha"]), f"{row['coded']:,}")
+        techniques.add_row(literal(names.get(key, key)), _num(row["alpha"]), f"{row['coded']:,}")
     pairs = Table(title="Cohen's kappa per pair", title_justify="left")
     for name in ("coder", "coder", "items", "kappa", "agree"):
         pairs.add_column(name)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import gc
 import getpass
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,30 @@ WARM_ROLES = ("maintainer", "lead")
 """Roles whose sessions load the learning code in the background: they retrain rounds.
 Experts' sessions (many on a shared server) do not pay its memory."""
 WARM_AFTER_S = 2.0
+
+
+class DaemonExecutor(ThreadPoolExecutor):
+    """Runs each call in its own daemon thread; shutting down waits for none of them.
+
+    asyncio's default executor joins its threads when the event loop closes, so `q` would
+    wait for a warm-up import or a retrain round (seconds) on a blank screen."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the awaiting worker
+                future.set_exception(exc)
+
+        threading.Thread(target=run, daemon=True, name="techne-worker").start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to join: the threads are daemons."""
 
 
 class TechneApp(App[None]):
@@ -44,9 +74,10 @@ class TechneApp(App[None]):
         self.annotator = annotator
         self.blind = blind
         self.codebook: CodebookView = repo.codebook()
-        annotate = workspace.section("annotate")
-        self.context_before = int(annotate.get("context_before", 4))
-        self.context_after = 1 if annotate.get("show_next", False) else 0
+        annotate, ui = workspace.section("annotate"), workspace.section("ui")
+        self.context_before = int(ui.get("context_before", annotate.get("context_before", 4)))
+        self.context_after = int(ui.get("context_after", 1))
+        """Turns after the message (`[ui] context_after`): coders read the reply too."""
         self.keys: dict[str, str] = {k: str(v) for k, v in workspace.section("keys").items()}
         self.active_model = repo.artifacts.active()
         self.learning_warmed = False
@@ -55,12 +86,25 @@ class TechneApp(App[None]):
         """Seconds from a save key to the next message painted, when a benchmark asks."""
         repo.ensure_annotator(annotator)
 
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        """Run until `q`; the process then exits without a last garbage collection."""
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            # Tearing down SQLModel/SQLAlchemy/Textual's objects one collection at a time
+            # took 0.5 s after the screen was gone; frozen, they go with the process.
+            atexit.register(gc.freeze)
+
     def learning_settings(self) -> Any:
         from learning.settings import LearningSettings
 
         return LearningSettings.from_workspace(self.workspace)
 
     def on_mount(self) -> None:
+        # Background threads never hold up quitting: a warm-up import or a round in flight is
+        # abandoned with the process (every label is already committed; a round commits its
+        # version in one transaction or not at all).
+        asyncio.get_running_loop().set_default_executor(DaemonExecutor())
         if self.adjudicate:
             from tui.screens.adjudicate import AdjudicateScreen
 
@@ -80,6 +124,12 @@ class TechneApp(App[None]):
         if self.learning_settings().backend == "embed":
             small_text_core.load()
         self.learning_warmed = True
+
+    def action_help(self) -> None:
+        """Every key of the screen on top, in a window over it."""
+        from tui.screens.overlays import HelpScreen
+
+        self.push_screen(HelpScreen(self.screen.active_bindings))
 
     def on_unmount(self) -> None:
         """A session that ends cleanly gives its claimed messages back at once."""

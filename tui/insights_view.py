@@ -53,10 +53,10 @@ def describe(report: dict[str, Any]) -> list[str]:
             f"{t['from_gold']:,} gold, {t['from_model']:,} model)"
             for g, t in o["groups"].items()
         ]
-        lines.append(f"Outcome {o['field']}: " + " vs ".join(parts) + ".")
+        lines.append(f"{_outcome(o['field'])}: " + " vs ".join(parts) + ".")
     elif o:
         lines.append(
-            f"Outcome {o['field']} (numeric): {_count(o['conversations'], 'conversation')}, "
+            f"{_outcome(o['field'])} (numeric): {_count(o['conversations'], 'conversation')}, "
             f"{o['coded']:,} messages."
         )
     if o and o["left_out"]:
@@ -64,6 +64,11 @@ def describe(report: dict[str, Any]) -> list[str]:
             f"{_count(o['left_out'], 'conversation')} left out: no outcome or no coded message."
         )
     return [shown(line) for line in lines]
+
+
+def _outcome(field: str) -> str:
+    """'Outcome mi_quality', or just 'Outcome' for a field named outcome."""
+    return "Outcome" if field.strip().lower() == "outcome" else f"Outcome {shown(field)}"
 
 
 def _count(n: int, noun: str) -> str:
@@ -79,8 +84,16 @@ def _metrics(report: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return rows
 
 
+def technique_name(report: dict[str, Any], key: str) -> str:
+    """A technique's name where the report carries the codebook's names (the app adds them
+    as `technique_names`), else its key."""
+    return str(report.get("technique_names", {}).get(key, key))
+
+
 def _name(report: dict[str, Any], kind: str, key: str) -> Text:
-    return literal(key if kind == "shares" else report["indices"][key]["name"])
+    return literal(
+        technique_name(report, key) if kind == "shares" else report["indices"][key]["name"]
+    )
 
 
 def _value(value: float | None, percent: bool, sign: bool = False) -> str:
@@ -114,7 +127,7 @@ def summary_table(report: dict[str, Any], compact: bool = False) -> Table:
     """Mean per conversation of each technique share and MI index, with its interval."""
     level = f"{report['bootstrap']['level']:.0%}"
     table = _table("Mean per conversation", compact)
-    table.add_column("technique" if compact else "technique / index")
+    table.add_column("technique" if compact else "technique / index", no_wrap=True, min_width=12)
     table.add_column(f"mean [{level} CI]", justify="right")
     table.add_column("n" if compact else "conversations", justify="right")
     for kind, key, percent in _metrics(report):
@@ -136,11 +149,11 @@ def outcome_table(report: dict[str, Any], compact: bool = False) -> Table:
     if binary and compact:
         title += " (shares in percentage points)"
     table = _table(title, compact)
-    table.add_column("technique" if compact else "technique / index")
+    table.add_column("technique" if compact else "technique / index", no_wrap=True, min_width=12)
     if binary:
         ref, cmp_ = o["reference"], o["compared"]
-        table.add_column(literal(ref), justify="right")
-        table.add_column(literal(cmp_), justify="right")
+        table.add_column(literal(ref), justify="right", min_width=min(len(ref), 12))
+        table.add_column(literal(cmp_), justify="right", min_width=min(len(cmp_), 12))
         diff = "difference" if compact else f"{cmp_} - {ref}"
         table.add_column(literal(f"{diff} [{level} CI]"), justify="right", no_wrap=True)
         table.add_column(literal("n" if compact else f"n {ref}/{cmp_}"), justify="right")
@@ -201,7 +214,8 @@ def footnotes(report: dict[str, Any]) -> list[str]:
 def profile_columns(report: dict[str, Any]) -> list[str]:
     """Column names of the per-conversation profiles."""
     indices = [s["name"] for s in report["indices"].values() if s["available"]]
-    return ["conversation", "outcome", "gold", "model", *report["techniques"], *indices]
+    names = [technique_name(report, k) for k in report["techniques"]]
+    return ["conversation", "outcome", "gold", "model", *names, *indices]
 
 
 def profile_rows(report: dict[str, Any]) -> list[list[Text]]:
@@ -247,7 +261,8 @@ def forest_rows(report: dict[str, Any]) -> tuple[str, list[tuple[str, float, flo
         if found["estimate"] is None or low is None or high is None:
             continue
         scale = 100.0 if outcome["kind"] == "binary" else 1.0
-        rows.append((shown(key), found["estimate"] * scale, low * scale, high * scale))
+        name = technique_name(report, key)
+        rows.append((shown(name), found["estimate"] * scale, low * scale, high * scale))
     if outcome["kind"] == "binary":
         title = shown(f"{outcome['difference']}, share in pp ({level} CI)")
     else:

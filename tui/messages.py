@@ -42,3 +42,11 @@ class RoundFailed(Message):
     """A retrain round stopped; the previous model stays active."""
 
     error: str
+
+
+@dataclass
+class RoundSkipped(Message):
+    """A retrain found no new gold labels since the active model (its tag, when known before
+    starting): no version was registered."""
+
+    tag: str | None

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
+from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -18,7 +20,14 @@ from store import Dispute
 from tui.failures import ENVIRONMENTAL, failure_text
 from tui.safe import literal, shown
 from tui.screens.prompt import PromptScreen
-from tui.widgets.conversation import ContextView, MessageCard
+from tui.widgets.conversation import ContextView, MessageCard, NextView
+
+NARROW = 100
+"""At this many columns or fewer the dispute list sits above the detail."""
+SHORT = 32
+"""At this many rows or fewer the message loses its box."""
+NONE = -1
+"""No decision chosen yet: enter refuses."""
 
 if TYPE_CHECKING:
     from tui.app import TechneApp
@@ -29,14 +38,15 @@ class AdjudicateScreen(Screen[None]):
     Opened by `techne adjudicate` or shift+a in the annotate screen (leads only)."""
 
     BINDINGS = [
+        ("q,escape", "leave", "Quit/back"),
+        ("f1", "app.help", "Help"),
         ("enter", "decide", "Decide"),
         ("n", "note", "Note"),
         ("v", "toggle_model", "Model disputes"),
-        ("escape,q", "leave", "Back"),
     ]
 
-    choice: reactive[int] = reactive(0)
-    """Index of the technique the lead is about to decide on."""
+    choice: reactive[int] = reactive(NONE)
+    """Index of the technique the lead is about to decide on (NONE until they choose)."""
     include_model: reactive[bool] = reactive(True)
     """List single-coder messages where the model disagrees too."""
 
@@ -57,12 +67,12 @@ class AdjudicateScreen(Screen[None]):
         yield Static(id="adjudicate-bar")
         with Horizontal(id="adjudicate-main"):
             yield DataTable(id="disputes", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="dispute-detail"):
-                with VerticalScroll(id="dispute-context"):
-                    yield ContextView(id="context")
+            with VerticalScroll(id="dispute-detail"):
+                yield ContextView(id="dispute-context")
                 yield MessageCard(id="message")
+                yield NextView(id="dispute-next")
                 yield Static(id="coders")
-                yield Static(id="decision")
+        yield Static(id="decision")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -76,14 +86,20 @@ class AdjudicateScreen(Screen[None]):
         self.reload()
         table.focus()
 
+    def on_resize(self, event: Resize) -> None:
+        """Narrow terminals: the dispute list above the detail instead of beside it."""
+        self.set_class(event.size.width <= NARROW, "narrow")
+        self.set_class(event.size.height <= SHORT, "short")
+
     def reload(self) -> None:
         repo = self.techne.repo
         self.disputes = repo.disputes(include_model=self.include_model)
         table = self.query_one(DataTable)
         table.clear()
         for d in self.disputes:
+            message = repo.message(d.message_id)
             table.add_row(
-                str(d.message_id),
+                literal(f"{message.conversation_external_id}:{message.position}"),
                 literal(d.reason),
                 literal(", ".join(sorted(d.coder_labels))),
                 key=str(d.message_id),
@@ -114,29 +130,30 @@ class AdjudicateScreen(Screen[None]):
         if dispute is None:
             self.query_one(MessageCard).update(Text("No open disputes. q goes back."))
             self.query_one(ContextView).update("")
+            self.query_one(NextView).update("")
             coders.update("")
             self.query_one("#decision", Static).update("")
             return
         repo, app = self.techne.repo, self.techne
         message = repo.message(dispute.message_id)
-        turns = repo.context(message.id, app.context_before, 1)
-        self.query_one(ContextView).show(
-            [t for t in turns if t.position < message.position],
-            [t for t in turns if t.position > message.position],
-        )
+        turns = repo.context(message.id, app.context_before, max(1, app.context_after))
+        self.query_one(ContextView).show([t for t in turns if t.position < message.position])
+        self.query_one(NextView).show([t for t in turns if t.position > message.position])
         self.query_one(MessageCard).show(message)
-        keys = app.codebook.keys()
-        labels = list(dispute.coder_labels.values())
-        first = labels[0][0] if labels and labels[0] else None
-        self.choice = keys.index(first) if first in keys else 0
+        self.choice = NONE  # the lead decides explicitly; nothing is pre-chosen
         coders.update(self._side_by_side(dispute))
         self.watch_choice(self.choice)
 
     def _side_by_side(self, dispute: Dispute) -> Table:
         events = self.techne.repo.events(dispute.message_id)
         tags = self.techne.repo.model_tags()
-        table = Table(title="Coders and model", title_justify="left", expand=True)
-        table.add_column("who")
+        names = {t.key: t.name for t in self.techne.codebook.techniques}
+        table = Table(
+            expand=True,
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+        )
+        table.add_column("coder or model")
         table.add_column("label")
         table.add_column("notes and flags")
         for name, labels in sorted(dispute.coder_labels.items()):
@@ -145,28 +162,45 @@ class AdjudicateScreen(Screen[None]):
                 for e in events
                 if e.annotator == name and e.kind in ("note", "flag")
             ]
-            table.add_row(literal(name), literal(", ".join(labels)), literal("; ".join(remarks)))
+            table.add_row(
+                literal(name),
+                literal(", ".join(names.get(k, k) for k in labels)),
+                literal("; ".join(remarks)),
+            )
         others = [e for e in events if e.annotator not in dispute.coder_labels]
         for e in others:
             if e.kind in ("note", "flag"):
                 table.add_row(literal(e.annotator), "", literal(f"{e.kind}: {e.note or e.reason}"))
         if dispute.model_label is not None:
             tag = tags.get(dispute.model_version_id or -1, "model")
-            table.add_row(literal(f"model {tag}"), literal(dispute.model_label), "")
+            label = dispute.model_label
+            table.add_row(literal(f"model {tag}"), literal(names.get(label, label)), "")
         return table
 
     def watch_choice(self, choice: int) -> None:
         if not self.is_mounted:
             return
-        body = Text("Decision: ", style="bold")
-        for index, technique in enumerate(self.techne.codebook.techniques):
-            style = "reverse bold" if index == choice else ""
-            keys = [str(index + 1)] if index < 9 else []
-            keys += [technique.hotkey] if technique.hotkey else []
-            body.append_text(literal(f" {'/'.join(keys)} {technique.name} ", style=style))
+        techniques = self.techne.codebook.techniques
+        body = Text()
+        if choice == NONE:
+            body.append(" Decision: none yet ", style="bold reverse")
+            body.append(" a digit or letter chooses, enter saves")
+        else:
+            body.append(f" Decision: {shown(techniques[choice].name)} ", style="bold reverse")
+            body.append(" enter saves it as gold")
         if self.note:
             body.append("\nnote: ")
             body.append(literal(self.note))
+        body.append("\n")
+        for index, technique in enumerate(techniques):
+            keys = [str(index + 1)] if index < 9 else []
+            keys += [technique.hotkey] if technique.hotkey else []
+            entry = f"{'/'.join(keys)} {shown(technique.name)}"
+            if index == choice:
+                body.append(f"▶{entry}◀", style="reverse bold")
+            else:
+                body.append(f" {entry} ")
+            body.append(" ")
         self.query_one("#decision", Static).update(body)
 
     def _update_bar(self) -> None:
@@ -175,7 +209,7 @@ class AdjudicateScreen(Screen[None]):
         bar.append(
             f"  {shown(self.techne.annotator)}  ·  {len(self.disputes)} open  ·  "
             f"{self.decided} decided this session  ·  model disputes "
-            f"{'shown' if self.include_model else 'hidden'}  ·  digits choose, enter decides"
+            f"{'shown' if self.include_model else 'hidden'}"
         )
         self.query_one("#adjudicate-bar", Static).update(bar)
 
@@ -189,14 +223,22 @@ class AdjudicateScreen(Screen[None]):
         dispute = self.current
         if dispute is None:
             return
+        if self.choice == NONE:
+            self.notify(
+                "Choose the decision first: a digit or a technique's letter, then enter.",
+                severity="warning",
+            )
+            return
         app = self.techne
-        label = app.codebook.techniques[self.choice].key
+        technique = app.codebook.techniques[self.choice]
+        label = technique.key
+        message = app.repo.message(dispute.message_id)
         try:
             app.repo.add_event(
                 dispute.message_id, app.annotator, "adjudicate", [label], note=self.note
             )
         except ENVIRONMENTAL as exc:  # the dispute stays open, the decision unsaved
-            self.notify(f"NOT SAVED: {failure_text(exc)}", severity="error")
+            self.notify(f"NOT SAVED: {failure_text(exc)}", severity="error", markup=False)
             return
         self.decided += 1
         row = self.query_one(DataTable).cursor_row
@@ -204,7 +246,8 @@ class AdjudicateScreen(Screen[None]):
         self.reload()
         if self.disputes:
             self.query_one(DataTable).move_cursor(row=min(row, len(self.disputes) - 1))
-        self.notify(f"Message {dispute.message_id}: gold is {label}", markup=False)
+        where = shown(f"{message.conversation_external_id}:{message.position}")
+        self.notify(f"{where}: gold is {shown(technique.name)}", markup=False)
 
     def action_note(self) -> None:
         def noted(note: str | None) -> None:

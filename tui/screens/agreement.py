@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class AgreementScreen(Screen[None]):
     """Read-only; computed in a worker. escape or G goes back."""
 
-    BINDINGS = [("escape,G", "app.pop_screen", "Back")]
+    BINDINGS = [("q,escape,G", "app.pop_screen", "Back"), ("f1", "app.help", "Help")]
 
     @dataclass
     class Computed(Message):
@@ -50,4 +50,5 @@ class AgreementScreen(Screen[None]):
 
     @on(Computed)
     def _agreement_computed(self, message: Computed) -> None:
-        self.query_one("#agreement", Static).update(agreement_view(message.report))
+        names = {t.key: t.name for t in self.techne.codebook.techniques}
+        self.query_one("#agreement", Static).update(agreement_view(message.report, names))

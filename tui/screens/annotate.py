@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
-from textual.worker import get_current_worker
 
 from store import MessageView
 from store.queue import Suggestion
-from tui.failures import ENVIRONMENTAL, failure_text
-from tui.messages import LabelSaved, RoundFailed, RoundFinished, RoundProgressed
 from tui.safe import shown
-from tui.screens.find import FindScreen
-from tui.screens.prompt import PromptScreen
+from tui.screens.labelling import LabellingMixin, Undo
+from tui.screens.navigation import NavigationMixin
+from tui.screens.overlays import CodebookOverlay
+from tui.screens.retrain import RetrainMixin
 from tui.widgets.codebook_panel import CodebookPanel
-from tui.widgets.conversation import ContextView, MessageCard
-from tui.widgets.suggestions import SuggestionList
+from tui.widgets.conversation import ContextView, MessageCard, NextView, marks
+from tui.widgets.suggestions import NONE, SuggestionList
 
 if TYPE_CHECKING:
     from tui.app import TechneApp
 
+NARROW = 100
+"""At this many columns or fewer the codebook panel folds away (`?` shows it on top)."""
+SHORT = 32
+"""At this many rows or fewer the boxes lose their borders so more turns fit."""
+
+RATE_AFTER_S = 300.0
+"""The labels-per-hour rate shows once the session is this old."""
+
 DEFAULT_KEYS = {
+    "quit": ("q", "Quit"),
+    "help": ("f1", "Help"),
     "accept": ("enter", "Save"),
     "skip": ("s", "Skip"),
     "flag": ("f", "Flag"),
@@ -46,19 +56,16 @@ DEFAULT_KEYS = {
     "adjudicate": ("A", "Adjudicate"),
     "move_up": ("up,k", ""),
     "move_down": ("down,j", ""),
-    "quit": ("q", "Quit"),
 }
 
 
-class AnnotateScreen(Screen[None]):
+class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]):
     """Shows one message at a time; every save is committed before the next appears."""
 
     blind: reactive[bool] = reactive(False)
     """Suggestions hidden until a choice is made (counters anchoring on the model)."""
     show_codebook: reactive[bool] = reactive(True)
     """Whether the codebook panel is visible."""
-    whole_conversation: reactive[bool] = reactive(False)
-    """Context shows the whole conversation instead of the last few turns."""
 
     def __init__(self, keys: dict[str, str] | None = None) -> None:
         super().__init__()
@@ -71,11 +78,12 @@ class AnnotateScreen(Screen[None]):
         self.current: MessageView | None = None
         self.suggestion: Suggestion | None = None
         self.shown_at = time.monotonic()
-        self.undo_stack: list[tuple[int, int]] = []
-        self.batch: list[int] = []
+        self.undo_stack: list[Undo] = []
+        self.round_batch: list[int] = []
         self.coded: set[int] = set()
         self.saved = 0
         self.started = time.monotonic()
+        self.retraining = threading.Event()
         self.key_at: float | None = None
         """When the key that led to the message on screen was handled (for latency probes)."""
 
@@ -94,6 +102,7 @@ class AnnotateScreen(Screen[None]):
                 with VerticalScroll(id="context-scroll"):
                     yield ContextView(id="context")
                 yield MessageCard(id="message")
+                yield NextView(id="next")
                 yield SuggestionList(app.codebook, id="suggestions")
             yield CodebookPanel(id="codebook")
         yield ProgressBar(id="round-progress", show_eta=False)
@@ -109,8 +118,10 @@ class AnnotateScreen(Screen[None]):
             if index < 9:
                 self._bindings.bind(str(index + 1), f"choose({index})", show=False)
         self.query_one("#round-progress").display = False
+        self.query_one("#statusline").display = False
         self.query_one(SuggestionList).counts = dict(app.repo.status()["labelled_per_technique"])
-        self.batch = self._latest_batch()
+        self.round_batch = self._latest_batch()
+        self.coded = {m for m in self.round_batch if app.repo.current_labels(m, app.annotator)}
         self.queue = app.repo.queue(app.annotator)
         self._advance()
         # An expert who stays on one message keeps it: renew the claim well before it expires.
@@ -124,6 +135,18 @@ class AnnotateScreen(Screen[None]):
         latest = self.techne.repo.artifacts.latest_round()
         return list(latest.queried_message_ids) if latest else []
 
+    # -- layout -------------------------------------------------------------------------------
+
+    def on_resize(self, event: Resize) -> None:
+        """Fold the codebook panel away on narrow terminals, drop borders on short ones."""
+        self.set_class(event.size.width <= NARROW, "narrow")
+        self.set_class(event.size.height <= SHORT, "short")
+        self.watch_show_codebook(self.show_codebook)
+
+    @property
+    def narrow(self) -> bool:
+        return self.has_class("narrow")
+
     # -- showing ------------------------------------------------------------------------------
 
     def _show(self, message_id: int) -> None:
@@ -131,22 +154,24 @@ class AnnotateScreen(Screen[None]):
         repo = app.repo
         message = repo.message(message_id)
         self.current = message
-        before = app.context_before if not self.whole_conversation else 10_000
-        turns = repo.context(message.id, before, app.context_after)
-        self.query_one(ContextView).show(
-            [t for t in turns if t.position < message.position],
-            [t for t in turns if t.position > message.position],
-        )
-        self.query_one(MessageCard).show(message)
+        turns = repo.context(message.id, app.context_before, app.context_after)
+        self.query_one(ContextView).show([t for t in turns if t.position < message.position])
+        self.query_one(NextView).show([t for t in turns if t.position > message.position])
+        self.query_one("#next").display = app.context_after > 0
         self.suggestion = repo.suggestion(message.id)
         mine = repo.current_labels(message.id, app.annotator)
+        names = {t.key: t.name for t in app.codebook.techniques}
+        self.query_one(MessageCard).show(
+            message, marks(repo.events(message.id), app.annotator, names, mine)
+        )
         keys = app.codebook.keys()
         if mine:
             selected = keys.index(mine[0]) if mine[0] in keys else 0
+        elif self.blind:
+            selected = NONE  # nothing model-derived before the expert's own choice
         elif self.suggestion is not None:
-            selected = (
-                keys.index(self.suggestion.top_label) if self.suggestion.top_label in keys else 0
-            )
+            top = self.suggestion.top_label
+            selected = keys.index(top) if top in keys else 0
         else:
             selected = 0
         suggestions = self.query_one(SuggestionList)
@@ -156,33 +181,36 @@ class AnnotateScreen(Screen[None]):
             suggestions.toggled = set(mine)
             suggestions.refresh_rows()
         self._show_codebook_for(selected)
+        self.query_one("#context-scroll", VerticalScroll).scroll_end(animate=False)
         self.shown_at = time.monotonic()
         self._update_topbar()
-        if self.key_at is not None and self.techne.latency_probe is not None:
+        probe = self.techne.latency_probe
+        if self.key_at is not None and probe is not None:
             started, self.key_at = self.key_at, None
-            self.call_after_refresh(
-                lambda: self.techne.latency_probe.append(time.perf_counter() - started)  # type: ignore[union-attr]
-            )
+            self.call_after_refresh(lambda: probe.append(time.perf_counter() - started))
 
     def _show_codebook_for(self, index: int) -> None:
-        self.query_one(CodebookPanel).show(self.techne.codebook.techniques[index])
+        techniques = self.techne.codebook.techniques
+        self.query_one(CodebookPanel).show(techniques[index] if index != NONE else None)
 
     def _update_topbar(self) -> None:
         app = self.techne
         model = app.active_model
-        hours = max((time.monotonic() - self.started) / 3600, 1 / 3600)
-        bar = Text()
+        elapsed = time.monotonic() - self.started
+        bar = Text(no_wrap=True, overflow="ellipsis")
         bar.append(" Techne ", style="bold reverse")
-        bar.append(shown(f"  {app.annotator}  ·  codebook {app.codebook.key}  ·  "))
-        bar.append(shown(f"model {model.tag if model else 'none'}  ·  "))
-        total = len(self.history) + len(self.queue)
-        bar.append(f"message {self.position + 1} of {total}  ·  " if self.current else "done  ·  ")
-        if self.batch:
-            done = sum(1 for m in self.batch if m in self.coded)
-            bar.append(f"batch {done}/{len(self.batch)}  ·  ")
-        bar.append(f"session {self.saved} saved, {self.saved / hours:.0f}/h")
         if self.blind:
-            bar.append("  ·  BLIND", style="bold")
+            bar.append(" BLIND ", style="bold reverse")
+        bar.append(f" {shown(app.annotator)} · {shown(app.codebook.key)} · ")
+        bar.append(f"model {shown(model.tag) if model else 'none'} · ")
+        total = len(self.history) + len(self.queue)
+        bar.append(f"message {self.position + 1} of {total} · " if self.current else "done · ")
+        if self.round_batch:
+            done = sum(1 for m in self.round_batch if m in self.coded)
+            bar.append(f"batch {done}/{len(self.round_batch)} · ")
+        bar.append(f"{self.saved} saved")
+        if elapsed >= RATE_AFTER_S:  # a rate over the first minutes says nothing
+            bar.append(f", {self.saved / (elapsed / 3600):.0f}/h")
         self.query_one("#topbar", Static).update(bar)
 
     def _advance(self, refreshed: bool = False) -> None:
@@ -211,6 +239,9 @@ class AnnotateScreen(Screen[None]):
             Text("The queue is empty: every message is coded. Press r to retrain, q to quit.")
         )
         self.query_one(ContextView).update("")
+        self.query_one(NextView).update("")
+        self.query_one(SuggestionList).show(None, NONE)  # nothing to choose for
+        self._show_codebook_for(NONE)
         self._update_topbar()
 
     # -- actions ------------------------------------------------------------------------------
@@ -239,127 +270,6 @@ class AnnotateScreen(Screen[None]):
         )
         self._show_codebook_for(suggestions.selected)
 
-    def _save(self, kind: str, labels: list[str] | None = None, **fields: Any) -> int | None:
-        """The saved event's id; None when the store refused it (disk full, database gone):
-        then the error is shown in place and the message stays on screen, unconfirmed."""
-        app = self.techne
-        assert self.current is not None
-        try:
-            event_id = app.repo.add_event(
-                self.current.id,
-                app.annotator,
-                kind,
-                labels or [],
-                model_version_id=self.suggestion.model_version_id if self.suggestion else None,
-                seconds=round(time.monotonic() - self.shown_at, 3),
-                **fields,
-            )
-        except ENVIRONMENTAL as exc:
-            self._not_saved(exc)
-            return None
-        self.post_message(LabelSaved(self.current.id, event_id, kind))
-        return event_id
-
-    def _not_saved(self, exc: BaseException) -> None:
-        problem = f"NOT SAVED: {failure_text(exc)}"
-        self.query_one("#statusline", Static).update(Text(shown(problem), style="bold"))
-        self.notify(problem, severity="error")
-
-    def action_accept(self) -> None:
-        if self.current is None:
-            return
-        self.key_at = time.perf_counter()
-        app = self.techne
-        suggestions = self.query_one(SuggestionList)
-        if app.codebook.multi_label:
-            labels = [t.key for t in app.codebook.techniques if t.key in suggestions.toggled]
-            if not labels:
-                self.notify(
-                    "Choose at least one technique (its key toggles it).", severity="warning"
-                )
-                return
-        else:
-            labels = [app.codebook.techniques[suggestions.selected].key]
-        accepted = (
-            self.suggestion is not None and not self.blind and labels == [self.suggestion.top_label]
-        )
-        had = app.repo.current_labels(self.current.id, app.annotator)
-        event_id = self._save("correct" if had else "label", labels, accepted_suggestion=accepted)
-        if event_id is None:
-            return
-        self.undo_stack.append((event_id, self.current.id))
-        self.saved += 1
-        self.coded.add(self.current.id)
-        counts = self.query_one(SuggestionList).counts
-        for label in labels:
-            counts[label] = counts.get(label, 0) + 1
-        for label in had or ():
-            counts[label] = max(0, counts.get(label, 0) - 1)
-        self._advance()
-
-    def action_skip(self) -> None:
-        if self.current is None:
-            return
-        event_id = self._save("skip")
-        if event_id is None:
-            return
-        self.undo_stack.append((event_id, self.current.id))
-        self._advance()
-
-    def action_flag(self) -> None:
-        if self.current is None:
-            return
-
-        def flagged(reason: str | None) -> None:
-            if reason and self.current is not None:
-                event_id = self._save("flag", reason=reason)
-                if event_id is None:
-                    return
-                self.undo_stack.append((event_id, self.current.id))
-                self.notify("Flagged for a lead.")
-
-        self.app.push_screen(PromptScreen("Why flag this message?", "reason"), flagged)
-
-    def action_note(self) -> None:
-        if self.current is None:
-            return
-
-        def noted(note: str | None) -> None:
-            if note and self.current is not None:
-                if self._save("note", note=note) is not None:
-                    self.notify("Note saved.")
-
-        self.app.push_screen(PromptScreen("Note on this message", "note"), noted)
-
-    def action_undo(self) -> None:
-        """Take back the last save (as an undo event) and show that message again."""
-        if not self.undo_stack:
-            self.notify("Nothing to undo in this session.")
-            return
-        event_id, message_id = self.undo_stack.pop()
-        app = self.techne
-        before = app.repo.current_labels(message_id, app.annotator) or ()
-        try:
-            app.repo.add_event(message_id, app.annotator, "undo", target_event_id=event_id)
-        except ENVIRONMENTAL as exc:
-            self.undo_stack.append((event_id, message_id))
-            self._not_saved(exc)
-            return
-        after = app.repo.current_labels(message_id, app.annotator) or ()
-        counts = self.query_one(SuggestionList).counts
-        for label in before:
-            counts[label] = max(0, counts.get(label, 0) - 1)
-        for label in after:
-            counts[label] = counts.get(label, 0) + 1
-        app.repo.claim_next(app.annotator, [message_id])  # hold it again while re-coding
-        if message_id in self.history:
-            self.position = self.history.index(message_id)
-        else:
-            self.history.insert(self.position + 1, message_id)
-            self.position += 1
-        self.saved = max(0, self.saved - 1)
-        self._show(message_id)
-
     def action_back(self) -> None:
         if self.position > 0:
             self.position -= 1
@@ -372,127 +282,40 @@ class AnnotateScreen(Screen[None]):
         else:
             self._advance()
 
-    def action_find(self) -> None:
-        def searched(needle: str | None) -> None:
-            if not needle:
-                return
-            matches = self.techne.repo.search(needle)
-            if not matches:
-                self.notify(f"No message contains {needle!r}.")
-                return
-            self.app.push_screen(FindScreen(needle, matches), self._jump)
-
-        self.app.push_screen(PromptScreen("Find messages containing", "text"), searched)
-
-    def _jump(self, message_id: int | None) -> None:
-        if message_id is None:
-            return
-        if message_id in self.history:
-            self.position = self.history.index(message_id)
-        else:
-            self.history.insert(self.position + 1, message_id)
-            self.position += 1
-        self._show(message_id)
-
     def action_blind(self) -> None:
+        """Blind on: the current message forgets the model's choice unless the expert has
+        already chosen; blind off: the suggestion is shown again."""
         self.blind = not self.blind
-        self.query_one(SuggestionList).revealed = not self.blind
+        suggestions = self.query_one(SuggestionList)
+        suggestions.revealed = not self.blind
+        if self.blind and self.current is not None:
+            if not self.techne.repo.current_labels(self.current.id, self.techne.annotator):
+                suggestions.selected = NONE
+                self._show_codebook_for(NONE)
         self._update_topbar()
 
     def action_codebook(self) -> None:
+        """Wide: show or hide the panel. Narrow: the highlighted technique on top."""
+        if self.narrow:
+            index = self.query_one(SuggestionList).selected
+            techniques = self.techne.codebook.techniques
+            self.app.push_screen(CodebookOverlay(techniques[index] if index != NONE else None))
+            return
         self.show_codebook = not self.show_codebook
 
     def watch_show_codebook(self, visible: bool) -> None:
-        self.query_one(CodebookPanel).display = visible
+        self.query_one(CodebookPanel).display = visible and not self.narrow
 
-    def action_conversation(self) -> None:
-        self.whole_conversation = not self.whole_conversation
-        if self.current is not None:
-            self._show(self.current.id)
-
-    def action_stats(self) -> None:
-        from tui.screens.stats import StatsScreen
-
-        self.app.push_screen(StatsScreen())
-
-    def action_agreement(self) -> None:
-        from tui.screens.agreement import AgreementScreen
-
-        self.app.push_screen(AgreementScreen())
-
-    def action_adjudicate(self) -> None:
-        """Leads and maintainers only; the annotate screen refreshes when they come back."""
-        app = self.techne
-        role = app.repo.annotators().get(app.annotator, "expert")
-        if role not in ("lead", "maintainer"):
-            self.notify(f"Only leads adjudicate; {app.annotator} is an {role}.", markup=False)
-            return
-        from tui.screens.adjudicate import AdjudicateScreen
-
-        self.app.push_screen(AdjudicateScreen())
-
-    def action_quit(self) -> None:
-        self.app.exit()
-
-    # -- retraining ---------------------------------------------------------------------------
-
-    def action_retrain(self) -> None:
-        bar = self.query_one("#round-progress", ProgressBar)
-        bar.display = True
-        bar.update(total=1.0, progress=0.0)
-        self.query_one("#statusline", Static).update("Retraining… keep labelling.")
-        self._retrain_model()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="retrain", description="retrain")
-    def _retrain_model(self) -> None:
-        from learning.rounds import run_round
-
-        app = self.techne
-        worker = get_current_worker()
-
-        def progress(stage: str, fraction: float) -> None:
-            if not worker.is_cancelled:
-                self.post_message(RoundProgressed(stage, fraction))
-
-        try:
-            result = run_round(
-                app.repo, app.workspace.models_dir, app.learning_settings(), progress
-            )
-        except Exception as exc:  # reported on the UI thread; the old model stays active
-            self.post_message(RoundFailed(str(exc)))
-            return
-        self.post_message(
-            RoundFinished(result.model.tag, result.metrics.get("macro_f1"), len(result.queried))
-        )
-
-    @on(RoundProgressed)
-    def _round_progressed(self, message: RoundProgressed) -> None:
-        self.query_one("#round-progress", ProgressBar).update(progress=message.fraction)
-        self.query_one("#statusline", Static).update(Text(shown(f"Retraining: {message.stage}…")))
-
-    @on(RoundFinished)
-    def _round_finished(self, message: RoundFinished) -> None:
-        """Fresh suggestions and a re-ranked queue, without leaving the current message."""
-        self.query_one("#round-progress").display = False
-        f1 = f"{message.macro_f1:.3f}" if isinstance(message.macro_f1, float) else "n/a"
-        self.query_one("#statusline", Static).update(
-            Text(
-                shown(f"Model {message.tag} is active (held-out macro-F1 {f1}); ")
-                + f"{message.queued} queued."
-            )
-        )
+    def round_done(self) -> None:
+        """After a round: the new model's suggestions and queue; the batch counter goes on
+        from what this session coded of the previous batch."""
         app = self.techne
         app.active_model = app.repo.artifacts.active()
         self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
-        self.batch = self._latest_batch()
+        done = [m for m in self.round_batch if m in self.coded]
+        self.round_batch = done + [m for m in self._latest_batch() if m not in done]
         if self.current is not None:
             self.suggestion = app.repo.suggestion(self.current.id)
             suggestions = self.query_one(SuggestionList)
             suggestions.show(self.suggestion, suggestions.selected)
         self._update_topbar()
-
-    @on(RoundFailed)
-    def _round_failed(self, message: RoundFailed) -> None:
-        self.query_one("#round-progress").display = False
-        self.query_one("#statusline", Static).update("")
-        self.notify(f"Retrain failed: {message.error}", severity="error", markup=False)

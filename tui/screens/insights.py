@@ -11,6 +11,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.events import Resize
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -33,13 +34,16 @@ if TYPE_CHECKING:
     from tui.app import TechneApp
 
 SOURCES = ("gold", "model", "both")
+NARROW = 100
+"""At this many columns or fewer the parts stack and the screen scrolls."""
 
 
 class InsightsScreen(Screen[None]):
     """s cycles the label source, o the outcome field, g swaps the two groups."""
 
     BINDINGS = [
-        ("escape,i", "app.pop_screen", "Back"),
+        ("q,escape,i", "app.pop_screen", "Back"),
+        ("f1", "app.help", "Help"),
         ("s", "cycle_source", "Source"),
         ("o", "cycle_outcome", "Outcome"),
         ("g", "swap_groups", "Swap groups"),
@@ -78,13 +82,18 @@ class InsightsScreen(Screen[None]):
         return self.app
 
     def compose(self) -> ComposeResult:
-        yield Static(id="insights-header")
-        with Horizontal(id="insights-top"):
-            with VerticalScroll(id="insights-tables"):
-                yield Static(id="insights-table")
-            yield PlotextPlot(id="insights-forest")
-        yield DataTable(id="insights-profiles", zebra_stripes=True)
+        with VerticalScroll(id="insights"):
+            yield Static(id="insights-header")
+            with Horizontal(id="insights-top"):
+                with VerticalScroll(id="insights-tables"):
+                    yield Static(id="insights-table")
+                yield PlotextPlot(id="insights-forest")
+            yield DataTable(id="insights-profiles", zebra_stripes=True)
         yield Footer()
+
+    def on_resize(self, event: Resize) -> None:
+        """Narrow terminals: tables, forest plot and profiles one under the other."""
+        self.set_class(event.size.width <= NARROW, "narrow")
 
     def on_mount(self) -> None:
         self.query_one("#insights-header", Static).update(Text("Computing insights…"))
@@ -127,6 +136,7 @@ class InsightsScreen(Screen[None]):
     @on(Computed)
     def _show_report(self, message: Computed) -> None:
         report = self.report = message.report
+        report["technique_names"] = {t.key: t.name for t in self.techne.codebook.techniques}
         self.fields = message.fields
         outcome = report["outcome"]
         self.outcome = outcome["field"] if outcome else None
@@ -136,7 +146,7 @@ class InsightsScreen(Screen[None]):
                 "No binary or numeric conversation field to relate techniques to: import one "
                 "with --conversation-field."
             )
-        self.query_one("#insights-header", Static).update(Text("\n".join(lines)))
+        self.query_one("#insights-header", Static).update(literal("\n".join(lines), multiline=True))
         notes = Text("\n".join(footnotes(report)), style="dim")
         tables = [outcome_table(report, compact=True)] if outcome else []
         tables.append(summary_table(report, compact=True))
