@@ -37,8 +37,28 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 def _embed_learner(data: SimulationData, train: np.ndarray, seed: int) -> Scorer:
-    clf = EmbedClassifier(data.labels, calibrate=False, seed=seed).fit(data.x[train], data.y[train])
-    return lambda rows: np.asarray(clf.predict_proba(data.x[rows]))
+    """The round learner: the embedding head, plus the lexical head when texts are known."""
+    counts = _counts(data)
+    clf = EmbedClassifier(data.labels, calibrate=False, seed=seed).fit(
+        data.x[train], data.y[train], counts[train] if counts is not None else None
+    )
+    if counts is None:
+        return lambda rows: np.asarray(clf.predict_proba(data.x[rows]))
+    return lambda rows: np.asarray(clf.predict_proba(data.x[rows], counts[rows]))
+
+
+_COUNTS: list[tuple[SimulationData, Any]] = []
+
+
+def _counts(data: SimulationData) -> Any:
+    """The data's n-gram counts (computed once per simulation's data), or None without texts."""
+    if data.texts is None:
+        return None
+    if not _COUNTS or _COUNTS[0][0] is not data:
+        from learning.lexical import LexicalSpec
+
+        _COUNTS[:] = [(data, LexicalSpec().transform(data.texts).tocsr())]
+    return _COUNTS[0][1]
 
 
 LEARNERS: dict[str, Callable[[SimulationData, np.ndarray, int], Scorer]] = {"embed": _embed_learner}

@@ -43,7 +43,7 @@ context_turns = 2               # turns in the window (around: turns on each sid
 # members = 1                   # finetune: models per round (seeds averaged; each one trains)
 
 [learning]
-strategy = "breaking-ties"      # see `techne retrain --help`
+strategy = "auto"               # see `techne retrain --help`
 batch_size = 20                 # messages queried per round
 eval_share = 0.2                # share of labelled conversations held out for metrics
 seed = 0
