@@ -163,6 +163,8 @@ def test_annotator_names_are_checked_where_made(
 ) -> None:
     """`annotators add`, `--annotator` and an `--annotator-column` cell: printable, one line,
     at most 64 characters; the column case names file, line and column."""
+    assert main(["-w", str(ws), "annotators", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)  # the workspace's creator, its maintainer
     assert main(["-w", str(ws), "annotators", "add", name]) == 1
     assert problem in one_line_error(capsys.readouterr().err)
     src = write_jsonl(tmp_path / "l.jsonl", rows(2, label="question", coder="dana"))
@@ -178,7 +180,7 @@ def test_annotator_names_are_checked_where_made(
     err = one_line_error(capsys.readouterr().err)
     assert "l.jsonl, line 2, column 'coder'" in err and problem in err
     assert main(["-w", str(ws), "annotators", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {}
+    assert json.loads(capsys.readouterr().out) == before
 
 
 # -- concurrent imports -----------------------------------------------------------------------
@@ -374,6 +376,9 @@ def test_disk_full_during_retrain(
     ws = copy_workspace(trained_demo, tmp_path / "demo")
     repo = Repository.open(f"sqlite:///{ws / 'techne.db'}")
     active = repo.artifacts.active()
+    # one new gold label, so that the round has something to train (else it registers nothing)
+    key = repo.codebook().techniques[0].key
+    repo.add_event(repo.queue("tester")[0], "tester", "label", [key])
     repo.close()
     real_write_text = Path.write_text
 

@@ -233,7 +233,7 @@ async def test_app_shows_hostile_data_escaped(
             assert_clean(text)
             assert "\\x1b]0;CONV\\x07[bold]c1[/bold]" in text  # the card's conversation id
             assert "[bold]dana[/bold]" in text  # the annotator in the top bar, as typed
-            assert "Ask \\x1b[2J [bold]now[/bold] \\u202eevil" in text  # technique name
+            assert "Ask \\x1b[2J [bold]now" in text  # technique name (cut to the column)
             assert "\\x9b2J" in text  # the codebook panel's definition
             await pilot.press("slash", *"evil", "enter")
             await pilot.pause()

@@ -27,7 +27,8 @@ from learning.simulate import SimulationData, labels_to_reach, simulate
 from learning.strategies import STRATEGIES
 from store import Repository, Workspace, load_workspace
 from store.io import ColumnMap
-from tui.cli import build_demo, main
+from tui.cli import main
+from tui.cli_demo import build_demo
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tui.cli import build_demo, main
+from tui.cli import main
+from tui.cli_demo import build_demo
 from tui.progress import ProgressBar
 
 

@@ -22,7 +22,8 @@ from learning.rounds import NoNewLabels, run_round
 from learning.settings import LearningSettings
 from learning.strategies import STRATEGIES, StrategyError
 from store import Repository, Workspace, load_workspace
-from tui.cli import build_demo, main
+from tui.cli import main
+from tui.cli_demo import build_demo
 
 DEMO_COLUMNS = [
     "--text",
@@ -81,7 +82,8 @@ def test_retrain_unknown_strategy_in_config_fails_before_any_work(
     """A techne.toml whose [learning] strategy is unknown: the error names the file."""
     ws = unlabelled_workspace(tmp_path / "w")
     config = ws.config_path.read_text()
-    ws.config_path.write_text(config.replace('strategy = "breaking-ties"', 'strategy = "foo"'))
+    assert 'strategy = "auto"' in config
+    ws.config_path.write_text(config.replace('strategy = "auto"', 'strategy = "foo"'))
     capsys.readouterr()
     assert main(["-w", str(ws.root), "retrain"]) == 1
     error = capsys.readouterr().err.strip()

@@ -324,7 +324,7 @@ async def test_adjudication_decides_the_gold_label(team: Workspace) -> None:
         assert [d.message_id for d in screen.disputes] == mids[:2]
         assert [d.reason for d in screen.disputes] == ["coders", "flagged"]
         coders = shown(screen.query_one("#coders"))
-        assert "could be either" in coders and "open_question" in coders
+        assert "could be either" in coders and "Open question" in coders  # names, not keys
         book = app.codebook.keys()
         await pilot.press(str(book.index("simple_reflection") + 1))
         await pilot.press("n")

@@ -3,11 +3,21 @@ too deeply): one line for a person instead of a traceback."""
 
 from __future__ import annotations
 
-from store.db import DatabaseFailure
+from typing import Any
 
-ENVIRONMENTAL = (OSError, RecursionError, MemoryError, UnicodeError, DatabaseFailure)
-"""What the CLI and the app report as one line; anything else is a bug and keeps its
-traceback."""
+
+def environmental() -> tuple[type[BaseException], ...]:
+    """What the CLI and the app report as one line; anything else is a bug and keeps its
+    traceback. A function, so that `techne --help` never loads the database driver."""
+    from store.db import DatabaseFailure
+
+    return (OSError, RecursionError, MemoryError, UnicodeError, DatabaseFailure)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ENVIRONMENTAL":  # for code that runs with the store loaded (the app)
+        return environmental()
+    raise AttributeError(name)
 
 
 def failure_text(exc: BaseException) -> str:
@@ -16,6 +26,8 @@ def failure_text(exc: BaseException) -> str:
         what = exc.strerror or exc.__class__.__name__
         where = exc.filename
         return f"{where}: {what}" if where else what
+    from store.db import DatabaseFailure
+
     if isinstance(exc, DatabaseFailure):
         first = str(exc.orig).splitlines()[0] if str(exc.orig) else exc.__class__.__name__
         return f"the database failed: {first}"
