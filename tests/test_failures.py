@@ -24,6 +24,7 @@ from store import Repository
 from store.db import check_schema
 from store.errors import InputError, StoreError
 from store.io import ColumnMap, import_file
+from store.workspace import load_workspace
 from tests.conftest import copy_workspace
 from tests.test_team import _disagree, team  # noqa: F401, F811  (team: a fixture)
 from tui.cli import main
@@ -377,7 +378,10 @@ def test_disk_full_during_retrain(
     repo = Repository.open(f"sqlite:///{ws / 'techne.db'}")
     active = repo.artifacts.active()
     # one new gold label, so that the round has something to train (else it registers nothing)
+    repo.close()
+    repo = load_workspace(ws).open_repository()
     key = repo.codebook().techniques[0].key
+    repo.ensure_annotator("tester")
     repo.add_event(repo.queue("tester")[0], "tester", "label", [key])
     repo.close()
     real_write_text = Path.write_text
