@@ -103,11 +103,8 @@ class LexicalHead:
         position[self.columns] = np.arange(len(self.columns))
         new = position[counts.indices]
         keep = new >= 0
-        kept_per_row = np.add.reduceat(keep, counts.indptr[:-1]) if counts.nnz else None
-        indptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-        if kept_per_row is not None:
-            empty = counts.indptr[:-1] == counts.indptr[1:]  # reduceat reads a value there
-            indptr[1:] = np.cumsum(np.where(empty, 0, kept_per_row))
+        kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        indptr = kept_before[counts.indptr]  # kept non-zeros before each row's start
         cols = new[keep]
         data = counts.data[keep] * self.idf[cols]
         # each block's squared norm per row, then every value divided by its block's norm
@@ -133,5 +130,32 @@ class LexicalHead:
         return self
 
     def decision(self, counts: Any) -> np.ndarray:
-        """Raw decision values (as scikit-learn gives them) for rows of counts."""
-        return np.asarray(self.model.decision_function(self._weighted(counts)))
+        """Raw decision values (as scikit-learn gives them) for rows of counts.
+
+        The same numbers as `model.decision_function(self._weighted(counts))`, computed
+        without building the weighted matrix: per block, the counts times (idf x weights)
+        spread over the full width, divided by the row's norm (the counts squared times
+        idf squared). Two sparse products over the raw rows: 100,000 messages score in a
+        fraction of the remapping's time."""
+        counts = counts.tocsr()
+        coef = np.atleast_2d(self.model.coef_).astype(np.float32)
+        out = np.zeros((counts.shape[0], coef.shape[0]), dtype=np.float64)
+        squared = counts.copy()
+        squared.data = squared.data**2
+        for block in range(len(self.spec.blocks)):
+            lo = self.block_starts[block]
+            hi = self.block_starts[block + 1] if block + 1 < len(self.block_starts) else None
+            cols, idf = self.columns[lo:hi], self.idf[lo:hi]
+            if not len(cols):
+                continue
+            weights = np.zeros((counts.shape[1], coef.shape[0]), dtype=np.float32)
+            weights[cols] = (idf[:, None] * coef[:, lo:hi].T).astype(np.float32)
+            idf2 = np.zeros(counts.shape[1], dtype=np.float32)
+            idf2[cols] = idf**2
+            norm = np.sqrt(np.asarray(squared @ idf2, dtype=np.float64)).ravel()
+            out += (
+                np.asarray(counts @ weights, dtype=np.float64)
+                / np.where(norm > 0, norm, 1.0)[:, None]
+            )
+        out += self.model.intercept_
+        return out.ravel() if coef.shape[0] == 1 else out

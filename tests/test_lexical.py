@@ -57,3 +57,18 @@ def test_head_vocabulary_is_ngrams_seen_twice() -> None:
         LexicalSpec(word_ngrams=(1, 1)).transform(texts), np.array([0, 1, 0])
     )
     assert len(head.columns) == 1  # alpha
+
+
+@pytest.mark.parametrize("char_ngrams", [None, (2, 4)])
+@pytest.mark.parametrize("techniques", [2, 3])
+def test_fast_decision_equals_the_weighted_matrix_path(char_ngrams, techniques) -> None:
+    """`decision` never builds the tf-idf matrix; it must give scikit-learn's numbers on
+    it, for one block or two, binary or multinomial, rows with no known n-gram included."""
+    spec = LexicalSpec(char_ngrams=char_ngrams, bits=16)
+    texts = [*QUESTIONS, *REFLECTIONS, "Tell me about your week.", "I hear you."] * 5
+    y = np.arange(len(texts)) % techniques
+    head = LexicalHead(spec).fit(spec.transform(texts), y)
+    new = spec.transform([*texts[:7], "zzzz qqqq", ""])
+    expected = head.model.decision_function(head._weighted(new))
+    assert np.allclose(head.decision(new), expected, atol=1e-5)
+    assert head.decision(new).shape == expected.shape
