@@ -38,9 +38,10 @@ from finetune_annomi import DATA, LABELS, load_annomi  # noqa: E402
 
 import seeds  # noqa: E402
 from learning.calibration import softmax  # noqa: E402
+from learning.codebook_model import TEMPERATURE  # noqa: E402
 from learning.encoders import Encoder  # noqa: E402
 from learning.metrics import evaluate  # noqa: E402
-from learning.zero_shot import DEFINITION_WEIGHT, FIRST_SENTENCE, TEMPERATURE, prototypes  # noqa: E402
+from learning.zero_shot import DEFINITION_WEIGHT, FIRST_SENTENCE, prototypes  # noqa: E402
 from store import load_codebook_file  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)

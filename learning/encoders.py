@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from learning.runtimes import quiet_transformers
 from store import TechneError
 
 BUNDLED = "all-MiniLM-L6-v2"
@@ -55,14 +56,6 @@ def resolve_device(device: str = "auto") -> str:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise EncoderError(f"device must be auto, cpu or cuda, got {device!r}")
     return device
-
-
-def quiet_transformers() -> None:
-    """No weight-loading progress bars or advice on stderr: Techne reports its own progress."""
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
 
 
 def _hidden_size(name: str, path: str) -> int:

@@ -196,7 +196,7 @@ def _export_fp32(model_path: str, target: Path) -> Any:
     import torch
     from transformers import AutoModel
 
-    from learning.encoders import quiet_transformers
+    from learning.runtimes import quiet_transformers
 
     quiet_transformers()
     model = AutoModel.from_pretrained(model_path).eval()

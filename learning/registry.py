@@ -164,7 +164,7 @@ def load_predictor(
 
         classifier: Any = EmbedClassifier.load(folder / "classifier")
     elif card.backend == "zeroshot":
-        from learning.zero_shot import CodebookClassifier
+        from learning.codebook_model import CodebookClassifier
 
         classifier = CodebookClassifier.load(folder / "classifier")
     else:

@@ -3,11 +3,8 @@ pool -> next batch. Either the whole round lands in the store, or nothing of it 
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,61 +19,26 @@ from learning.fidelity import choose_runtime, record_check
 from learning.inputs import ModelInput, Turn, following_turns
 from learning.metrics import evaluate, evaluate_multilabel
 from learning.pool import Pool, held_out
-from learning.registry import ModelCard, save_model
+from learning.registry import ModelCard
+from learning.round_steps import (
+    MIN_LABELS,
+    NoNewLabels,
+    ProgressFn,
+    RoundError,
+    RoundResult,
+    check_new_labels,
+    labels_digest,
+    next_batch,
+    register,
+)
 from learning.settings import LearningSettings
 from learning.stopping import kappa_stats
-from learning.subsample import select_subsampled
-from store import Repository, TechneError
-from store.artifacts import ModelVersionView, NewModelVersion, PredictionBatch, RoundView
+from store import Repository
+from store.artifacts import NewModelVersion, PredictionBatch
 
-MIN_LABELS = 8
-
-ProgressFn = Callable[[str, float], None]
-
-
-MODEL_SETTINGS = (
-    "backend",
-    "encoder",
-    "context_mode",
-    "context_turns",
-    "max_length",
-    "calibrate",
-    "epochs",
-    "lr",
-    "members",
-    "eval_share",
-    "seed",
-)
-"""Settings that change the model a round trains (not the strategy, batch or device): with
-the same labels and these unchanged, a new round would only repeat the active version."""
-
-
-class RoundError(TechneError):
-    """A round that could not run; the store and the active model are unchanged."""
-
-
-class NoNewLabels(RoundError):
-    """No gold label was added or changed since the active model version was trained (and
-    its settings are the same): no new version is registered, nothing is written. `active`
-    is the tag of the model that stays active; callers show the message as a notice, not
-    as a failure."""
-
-    def __init__(self, active: str, labels: int) -> None:
-        self.active = active
-        self.labels = labels
-        super().__init__(
-            f"no new labels since model {active} (trained on {labels} labels): "
-            "no new model version; label more messages, then retrain"
-        )
-
-
-@dataclass
-class RoundResult:
-    model: ModelVersionView
-    round: RoundView
-    metrics: dict[str, Any]
-    queried: list[int]
-    timings: dict[str, float] = field(default_factory=dict)
+__all__ = ["NoNewLabels", "RoundError", "RoundResult", "pool_inputs", "run_round"]
+"""The round's errors and result live in learning.round_steps (shared with the codebook's v0
+round); callers import them from here."""
 
 
 def pool_inputs(repo: Repository, pool: Pool, turns: int, after: int = 0) -> list[ModelInput]:
@@ -166,93 +128,6 @@ def _train_finetune(
     return clf, softmax(np.asarray(clf.predict_logits(inputs)), temperature), temperature
 
 
-def labels_digest(pool: Pool) -> str:
-    """sha256 of every gold label of the pool (message id and label), train and held out:
-    equal digests mean no label was added, removed or corrected in between."""
-    rows = np.flatnonzero(pool.labelled)
-    digest = hashlib.sha256(np.ascontiguousarray(pool.message_ids[rows], dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(pool.y[rows], dtype=np.int64).tobytes())
-    return digest.hexdigest()
-
-
-def _check_new_labels(
-    parent: ModelVersionView | None, digest: str, settings: LearningSettings
-) -> None:
-    """NoNewLabels when the active version saw exactly these labels with these settings."""
-    if parent is None or parent.metrics.get("labels_digest") != digest:
-        return
-    same = all(parent.settings.get(k) == getattr(settings, k) for k in MODEL_SETTINGS)
-    if same:
-        raise NoNewLabels(parent.tag, int(parent.metrics.get("train_size", 0)))
-
-
-def next_batch(
-    repo: Repository,
-    pool: Pool,
-    proba: np.ndarray,
-    train: np.ndarray,
-    settings: LearningSettings,
-    embeddings: np.ndarray | None,
-) -> tuple[list[int], list[int]]:
-    """Message ids to queue: the strategy's batch from the candidates (an AnchorAL-style
-    subsample of them in a large pool: learning.subsample), then a few random ones from
-    held-out conversations (for unbiased metrics); and those held-out ids."""
-    rounds_so_far = len(repo.artifacts.rounds())
-    y_train = pool.y[train] if not pool.multi_label else pool.y[train].argmax(axis=1)
-    chosen = select_subsampled(
-        settings.strategy,
-        proba,
-        pool.candidate_indices,
-        train,
-        y_train,
-        settings.batch_size,
-        embeddings=embeddings,
-        seed=settings.seed + rounds_so_far,
-    )
-    rng = np.random.default_rng(settings.seed + 7919 * (rounds_so_far + 1))
-    eval_pool = pool.eval_candidate_indices
-    eval_picks = (
-        rng.choice(
-            eval_pool, size=min(settings.eval_queries, len(eval_pool)), replace=False
-        ).tolist()
-        if len(eval_pool)
-        else []
-    )
-    eval_ids = [int(pool.message_ids[i]) for i in eval_picks]
-    return [int(pool.message_ids[i]) for i in chosen] + eval_ids, eval_ids
-
-
-def register(
-    repo: Repository,
-    models_dir: Path,
-    tag: str,
-    clf: Any,
-    card: ModelCard,
-    version: NewModelVersion,
-    predictions: PredictionBatch,
-    settings: LearningSettings,
-    queried: list[int],
-    stats: dict[str, Any],
-) -> tuple[ModelVersionView, RoundView]:
-    """Save the weights under models_dir/tag and commit version, predictions and queue at
-    once; on any failure the folder is removed and the store is unchanged."""
-    folder = models_dir / tag
-    try:
-        checksum = save_model(folder, clf, card)
-        return repo.artifacts.commit_round(
-            replace(version, path=str(folder.relative_to(models_dir.parent)), checksum=checksum),
-            tag,
-            predictions,
-            settings.strategy,
-            settings.batch_size,
-            queried,
-            stats,
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-
-
 def run_round(
     repo: Repository,
     models_dir: Path,
@@ -289,7 +164,7 @@ def run_round(
         raise
     parent = repo.artifacts.active()
     digest = labels_digest(pool)
-    _check_new_labels(parent, digest, settings)
+    check_new_labels(parent, digest, settings)
     lap("load")
     embeddings = None
     runtime = "torch"

@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+
+def quiet_transformers() -> None:
+    """No weight-loading progress bars or advice on stderr: Techne reports its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 CPU_DEFAULT = "onnx-int8"
 """Measured by bench/predict_bench.py (README, Benchmarks): on 2 cores int8 ONNX ran at

@@ -3,34 +3,25 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from learning.calibration import softmax
+from learning.codebook_model import BACKEND, CodebookClassifier
 from learning.encoders import Encoder
 from learning.features import cached_embeddings
 from learning.metrics import evaluate
 from learning.pool import Pool
 from learning.registry import ModelCard
+from learning.round_steps import ProgressFn, RoundResult, labels_digest, next_batch, register
 from learning.settings import LearningSettings
 from store import CodebookView, Repository
 from store.artifacts import NewModelVersion, PredictionBatch
 
-if TYPE_CHECKING:
-    from learning.rounds import ProgressFn, RoundResult
-
 V0 = "v0"
-BACKEND = "zeroshot"
-TEMPERATURE = 0.1
-"""Softmax temperature over cosine similarities (MiniLM's similarities to the techniques
-differ by a few hundredths, so 1.0 would give near-uniform probabilities). Chosen by
-log-loss on AnnoMI's dev conversations (bench/zero_shot_annomi.py: 0.01-0.2 tried; 0.1
-best), never on test."""
 DEFINITION_WEIGHT = 0.25
 """Weight of the definition's vector against the mean of the examples' vectors in a
 technique's prototype. Examples carry most of it: definitions are written for people,
@@ -80,36 +71,6 @@ def prototypes(
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-class CodebookClassifier:
-    """Probabilities from cosine similarity to technique prototypes: softmax(cos / T)."""
-
-    backend = BACKEND
-
-    def __init__(
-        self, labels: list[str], prototypes: np.ndarray, temperature: float = TEMPERATURE
-    ) -> None:
-        self.labels = list(labels)
-        self.prototypes = np.asarray(prototypes, dtype=np.float32)
-        self.temperature = float(temperature)
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return softmax(unit @ self.prototypes.T, self.temperature)
-
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "prototypes.npy", self.prototypes)
-        (folder / "zero_shot.json").write_text(
-            json.dumps({"labels": self.labels, "temperature": self.temperature}, indent=2)
-        )
-
-    @classmethod
-    def load(cls, folder: Path) -> CodebookClassifier:
-        meta = json.loads((folder / "zero_shot.json").read_text())
-        return cls(meta["labels"], np.load(folder / "prototypes.npy"), meta["temperature"])
-
-
 def can_start_from_codebook(repo: Repository, pool: Pool) -> bool:
     """A workspace gets v0 when it has no model version at all, a single-label codebook of
     two or more techniques and messages to suggest for."""
@@ -132,7 +93,6 @@ def codebook_round(
     """Register v0: the zero-shot model's probabilities for the whole pool (the suggestions)
     and a first queue chosen from them by the configured strategy. Held-out labels, when
     there are any, measure it like any other version."""
-    from learning.rounds import RoundResult, labels_digest, next_batch, register
 
     started = time.perf_counter()
     encoder = Encoder(settings.encoder, settings.device, settings.max_length)
