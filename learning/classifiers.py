@@ -38,13 +38,20 @@ class EmbedClassifier:
         calibrate: bool = True,
         c: float = DENSE_C,
         seed: int = 0,
+        temperature: float | None = None,
     ) -> None:
+        """`temperature`: a calibration temperature to keep (the previous round's) instead of
+        cross-validating one in `fit`."""
         self.labels = list(labels)
         self.multi_label = multi_label
         self.calibrate = calibrate
         self.c = c
         self.seed = seed
-        self.temperature = 1.0
+        self.temperature = 1.0 if temperature is None else float(temperature)
+        self.fit_temperature = calibrate and temperature is None
+        """Whether `fit` cross-validates the temperature (False: it keeps the given one)."""
+        self.calibrated_on: int | None = None
+        """How many labels `fit` cross-validated the temperature on (None: it did not)."""
         self.clf: Any = None
         self.lexical: LexicalHead | None = None
         """The lexical head, when the model was fitted with n-gram counts (single-label)."""
@@ -81,25 +88,27 @@ class EmbedClassifier:
             # the temperature's cross-validation runs beside the final fit
             temperature = (
                 side.submit(self._cross_validated_temperature, x, np.asarray(y), counts)
-                if self.calibrate and not self.multi_label
+                if self.fit_temperature and not self.multi_label
                 else None
             )
             self.clf.fit(SklearnDataset(x, targets, target_labels=np.arange(k)))
             if counts is not None:
                 self.lexical = LexicalHead(LexicalSpec()).fit(counts, np.asarray(y), self.seed)
-            if temperature is not None:
-                self.temperature = temperature.result()
+            fitted = temperature.result() if temperature is not None else None
+            if fitted is not None:
+                self.temperature, self.calibrated_on = fitted, len(y)
         return self
 
     def _cross_validated_temperature(
         self, x: np.ndarray, y: np.ndarray, counts: Any = None
-    ) -> float:
+    ) -> float | None:
+        """The temperature that fits cross-validated logits; None with too few labels."""
         from sklearn.model_selection import StratifiedKFold
 
         per_label = np.bincount(y)
         folds = int(min(5, per_label[per_label > 0].min())) if len(per_label) else 0
         if folds < 2 or len(y) < 20:
-            return 1.0
+            return None
         logits = np.zeros((len(y), len(self.labels)))
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
 

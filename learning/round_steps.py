@@ -70,6 +70,34 @@ class RoundResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+RECALIBRATE_GROWTH = 1.25
+"""A round cross-validates its temperature (5 extra fits of both heads, most of a warm
+round's training time) only when the labels have grown by this factor since the temperature
+in use was fitted; in between it keeps the active version's. The temperature moves slowly
+with the label count and never changes a suggestion (the argmax), only the confidences."""
+
+
+def kept_temperature(
+    parent: ModelVersionView | None, settings: Any, train_size: int, labels: list[str]
+) -> float | None:
+    """The active version's temperature when a round may keep it: same embed model settings
+    and techniques, fitted on at least train_size / RECALIBRATE_GROWTH labels (and not more
+    than now). None: cross-validate a new one."""
+    if parent is None or not settings.calibrate or settings.backend != "embed":
+        return None
+    fitted_at = parent.metrics.get("temperature_fitted_at")
+    if (
+        not isinstance(fitted_at, int)
+        or not fitted_at <= train_size < fitted_at * RECALIBRATE_GROWTH
+    ):
+        return None
+    if list(parent.metrics.get("label_counts", {})) != list(labels):
+        return None
+    if any(parent.settings.get(k) != getattr(settings, k) for k in MODEL_SETTINGS):
+        return None
+    return float(parent.metrics["temperature"])
+
+
 def labels_digest(pool: Pool) -> str:
     """sha256 of every gold label of the pool (message id and label), train and held out:
     equal digests mean no label was added, removed or corrected in between."""

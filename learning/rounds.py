@@ -27,6 +27,7 @@ from learning.round_steps import (
     RoundError,
     RoundResult,
     check_new_labels,
+    kept_temperature,
     labels_digest,
     next_batch,
     register,
@@ -168,6 +169,7 @@ def run_round(
     lap("load")
     embeddings = None
     runtime = "torch"
+    calibration: dict[str, Any] = {}
     if settings.backend == "embed":
         runtime, _ = choose_runtime(settings.runtime, settings.device, repo.artifacts.versions())
         encoder = Encoder(settings.encoder, settings.device, settings.max_length, runtime=runtime)
@@ -182,15 +184,22 @@ def run_round(
         )
         lexical = None if pool.multi_label else lexical_features(repo, pool.message_ids)
         lap("features")
+        kept = kept_temperature(parent, settings, len(train), pool.labels)
         clf: Any = EmbedClassifier(
             pool.labels,
             multi_label=pool.multi_label,
             calibrate=settings.calibrate,
             seed=settings.seed,
+            temperature=kept,
         ).fit(x[train], pool.y[train], lexical[train] if lexical is not None else None)
         lap("train")
         proba = clf.predict_proba(x, lexical)
         temperature = getattr(clf, "temperature", 1.0)
+        if kept is not None and parent is not None:
+            calibration = {"temperature_fitted_at": parent.metrics["temperature_fitted_at"]}
+            calibration["temperature_kept_from"] = parent.tag
+        elif clf.calibrated_on is not None:
+            calibration = {"temperature_fitted_at": clf.calibrated_on}
         embeddings = x[:, : encoder.dim]
         encoder_name, runtime = encoder.name, encoder.runtime
     else:
@@ -214,6 +223,7 @@ def run_round(
         label_counts={label: int(counts[i]) for i, label in enumerate(pool.labels)},
         temperature=float(temperature),
         labels_digest=digest,
+        **calibration,
     )
     if settings.backend == "embed":
         metrics.update(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -420,3 +421,53 @@ def test_finetune_round_registers_a_loadable_model(demo: tuple[Workspace, Reposi
         [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:16]]
     )
     assert np.allclose(predictor.predict_proba(inputs), expected, atol=1e-3)
+
+
+def test_a_round_keeps_the_temperature_until_the_labels_grow(
+    demo: tuple[Workspace, Repository],
+) -> None:
+    """Cross-validating the temperature is most of a warm round's training: a round with a
+    few new labels keeps the active version's temperature and says whose it is."""
+    ws, repo = demo
+    first = run_round(repo, ws.models_dir, settings_for(ws))
+    assert first.metrics["temperature_fitted_at"] == first.metrics["train_size"]
+    assert "temperature_kept_from" not in first.metrics
+    label_one(repo)
+    second = run_round(repo, ws.models_dir, settings_for(ws))
+    assert second.metrics["train_size"] == first.metrics["train_size"] + 1
+    assert second.metrics["temperature"] == first.metrics["temperature"]
+    assert second.metrics["temperature_kept_from"] == first.model.tag
+    assert second.metrics["temperature_fitted_at"] == first.metrics["temperature_fitted_at"]
+
+
+@pytest.mark.parametrize(
+    ("train_size", "changed", "kept"),
+    [
+        (100, {}, True),
+        (124, {}, True),
+        (125, {}, False),  # a quarter more labels: fit a new one
+        (99, {}, False),  # labels removed since: fit a new one
+        (110, {"context_mode": "none"}, False),
+        (110, {"calibrate": False}, False),
+        (110, {"backend": "finetune"}, False),
+        (110, {"labels": ["a", "b", "c", "d"]}, False),
+    ],
+)
+def test_kept_temperature_rule(train_size: int, changed: dict[str, object], kept: bool) -> None:
+    from types import SimpleNamespace
+
+    from learning.round_steps import kept_temperature
+
+    settings = LearningSettings(calibrate=True)
+    labels = changed.pop("labels", ["a", "b", "c"])
+    parent = SimpleNamespace(
+        tag="v3",
+        settings=dict(settings.__dict__),
+        metrics={
+            "temperature": 1.7,
+            "temperature_fitted_at": 100,
+            "label_counts": dict.fromkeys("abc", 1),
+        },
+    )
+    now = replace(settings, **changed)
+    assert kept_temperature(parent, now, train_size, labels) == (1.7 if kept else None)  # type: ignore[arg-type]
