@@ -111,7 +111,7 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("bench/startup.py needs tmux")
-    from tui.cli_demo import build_demo
+    from tui.demo import build_demo
 
     helps = [help_seconds() for _ in range(args.runs)]
     with tempfile.TemporaryDirectory() as tmp:

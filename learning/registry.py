@@ -7,7 +7,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from learning.calibration import softmax
 from learning.inputs import ModelInput
 from store import TechneError
 from store.artifacts import ModelVersionView
+
+if TYPE_CHECKING:
+    from store import Repository
 
 
 class ModelError(TechneError):
@@ -63,6 +66,16 @@ def model_folder(models_dir: Path, version: ModelVersionView) -> Path:
         raise ModelError(f"model {version.tag} has no saved weights")
     path = Path(version.path)
     return path if path.is_absolute() else models_dir.parent / path
+
+
+def activate_version(repo: Repository, models_dir: Path, ref: str) -> ModelVersionView:
+    """Make a registered version (id or tag) the active one, a rollback or forward again,
+    once its weights on disk still match their checksum."""
+    version = repo.artifacts.version(ref)
+    folder = model_folder(models_dir, version)
+    if not folder.exists() or checksum_folder(folder) != version.checksum:
+        raise ModelError(f"model {version.tag}: weights at {folder} are missing or changed")
+    return repo.artifacts.activate(version.id)
 
 
 class Predictor:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from store.agreement import Dispute
-    from store.codebooks import CodebookSpec, TechniqueSpec, load_codebook_file, parse_codebook
+    from store.codebooks import (
+        CodebookSpec,
+        TechniqueSpec,
+        find_codebook,
+        load_codebook_file,
+        parse_codebook,
+        spec_from_view,
+    )
     from store.db import create_schema, make_engine, sqlite_url
     from store.domain import CodebookView, EventView, ImportReport, MessageView, TechniqueView
     from store.errors import (
@@ -26,11 +33,24 @@ if TYPE_CHECKING:
     from store.repository import Repository
     from store.splits import grouped_split
     from store.team import TeamPolicy
-    from store.workspace import Workspace, find_root, load_workspace, write_config
+    from store.workspace import (
+        Workspace,
+        find_root,
+        init_workspace,
+        load_workspace,
+        write_config,
+    )
 
 _HOME = {
     "store.agreement": ("Dispute",),
-    "store.codebooks": ("CodebookSpec", "TechniqueSpec", "load_codebook_file", "parse_codebook"),
+    "store.codebooks": (
+        "CodebookSpec",
+        "TechniqueSpec",
+        "find_codebook",
+        "load_codebook_file",
+        "parse_codebook",
+        "spec_from_view",
+    ),
     "store.db": ("create_schema", "make_engine", "sqlite_url"),
     "store.domain": ("CodebookView", "EventView", "ImportReport", "MessageView", "TechniqueView"),
     "store.errors": ("CodebookError", "InputError", "StoreError", "TechneError", "WorkspaceError"),
@@ -38,7 +58,13 @@ _HOME = {
     "store.repository": ("Repository",),
     "store.splits": ("grouped_split",),
     "store.team": ("TeamPolicy",),
-    "store.workspace": ("Workspace", "find_root", "load_workspace", "write_config"),
+    "store.workspace": (
+        "Workspace",
+        "find_root",
+        "init_workspace",
+        "load_workspace",
+        "write_config",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
@@ -63,13 +89,16 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "create_schema",
+    "find_codebook",
     "find_root",
     "grouped_split",
+    "init_workspace",
     "load_codebook_file",
     "load_workspace",
     "make_engine",
     "parse_codebook",
     "sqlite_url",
+    "spec_from_view",
     "write_config",
 ]
 

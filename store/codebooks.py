@@ -6,9 +6,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from store.errors import CodebookError
+from store.errors import CodebookError, WorkspaceError
+
+if TYPE_CHECKING:
+    from store.domain import CodebookView
 
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 HOTKEY_RE = re.compile(r"^[a-z]$")
@@ -134,3 +137,34 @@ def load_codebook_file(path: Path) -> CodebookSpec:
     except UnicodeDecodeError as exc:
         raise CodebookError(f"{path}: not UTF-8 text") from exc
     return parse_codebook(data, str(path))
+
+
+def find_codebook(name_or_file: str) -> CodebookSpec:
+    """A bundled codebook by name (mi, annomi, supportive) or a codebook TOML file."""
+    import seeds
+
+    path = seeds.codebook_path(name_or_file)
+    if path is None:
+        candidate = Path(name_or_file)
+        if not candidate.suffix and not candidate.exists():
+            raise WorkspaceError(
+                f"no bundled codebook {name_or_file!r}; bundled: "
+                f"{', '.join(seeds.builtin_codebooks())} (or pass a .toml file)"
+            )
+        path = candidate
+    return load_codebook_file(path)
+
+
+def spec_from_view(view: CodebookView) -> CodebookSpec:
+    """The spec of a stored codebook, to install it in another store."""
+    return CodebookSpec(
+        key=view.key,
+        name=view.name,
+        version=view.version,
+        description=view.description,
+        multi_label=view.multi_label,
+        techniques=tuple(
+            TechniqueSpec(t.key, t.name, t.definition, t.examples, t.hotkey, t.target)
+            for t in view.techniques
+        ),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,3 +196,39 @@ def load_workspace(explicit: Path | None = None, db_override: str | None = None)
     return Workspace(
         root=root, settings=settings, db_url=resolve_db_url(root, settings, db_override)
     )
+
+
+def init_workspace(
+    path: Path,
+    codebook: str,
+    db: str | None,
+    name: str | None = None,
+    maintainer: str | None = None,
+) -> Workspace:
+    """Create a workspace folder with techne.toml, its database and codebook (a bundled
+    name or a TOML file). Its creator (`maintainer`, default: the login name) is its
+    maintainer, who may also adjudicate. A folder it created is removed again on failure."""
+    import getpass
+
+    from store.codebooks import find_codebook
+    from store.repository import Repository
+
+    spec = find_codebook(codebook)
+    if (path / CONFIG_NAME).exists():
+        raise WorkspaceError(f"{path} is already a Techne workspace ({CONFIG_NAME} exists)")
+    created = make_private_folder(path)
+    try:
+        url = resolve_db_url(path, {"workspace": {"db": db}} if db else {})
+        repo = Repository.open(url, create=True)
+        try:
+            repo.install_codebook(spec)
+            repo.set_role(maintainer or getpass.getuser(), "maintainer")
+        finally:
+            repo.close()
+        write_config(path, name=name or path.resolve().name, codebook=spec.key, db_url=db)
+        make_private_folder(path / "models")
+    except BaseException:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    return load_workspace(path, db)

@@ -108,7 +108,7 @@ def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sqlalchemy import text
 
     from store import load_workspace
-    from tui.cli_demo import build_demo
+    from tui.demo import build_demo
 
     path = tmp_path_factory.mktemp("trained") / "demo"
     build_demo(path)
@@ -123,7 +123,7 @@ def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_demo_pg(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Path:
     """The same trained demo with its store in PostgreSQL (team mode)."""
-    from tui.cli_demo import build_demo
+    from tui.demo import build_demo
 
     path = tmp_path_factory.mktemp("trained-pg") / "demo"
     build_demo(path, db=postgres.new_database())

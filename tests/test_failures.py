@@ -447,7 +447,7 @@ def test_new_workspace_is_private_under_umask_022(tmp_path: Path) -> None:
 
 def test_init_is_private_without_the_cli_umask(tmp_path: Path) -> None:
     """Creating a workspace from code (not through `techne`) under umask 022: still private."""
-    from tui.cli import init_workspace
+    from store.workspace import init_workspace
 
     old = os.umask(0o022)
     try:

@@ -230,7 +230,7 @@ def test_finetune_round_with_following_turns(tiny_model: str, tmp_path: Path) ->
     from learning.settings import LearningSettings
     from store import Repository
     from store.io import ColumnMap
-    from tui.cli_demo import build_demo
+    from tui.demo import build_demo
 
     ws = build_demo(tmp_path / "demo", train=False)
     repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
@@ -374,7 +374,7 @@ def test_seed_ensemble_averages_its_members(tiny_model: str, tmp_path: Path) -> 
     from learning.rounds import run_round
     from learning.settings import LearningSettings
     from store import Repository
-    from tui.cli_demo import build_demo
+    from tui.demo import build_demo
 
     inputs, y = synthetic(30)
     dev_inputs, dev_y = synthetic(9, seed=1)

@@ -29,7 +29,7 @@ from learning.strategies import STRATEGIES
 from store import Repository, Workspace, load_workspace
 from store.io import ColumnMap
 from tui.cli import main
-from tui.cli_demo import build_demo
+from tui.demo import build_demo
 
 pytestmark = pytest.mark.slow
 

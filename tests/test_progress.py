@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from tui.cli import main
-from tui.cli_demo import build_demo
+from tui.demo import build_demo
 from tui.progress import ProgressBar
 
 

@@ -23,7 +23,7 @@ from learning.settings import LearningSettings
 from learning.strategies import STRATEGIES, StrategyError
 from store import Repository, Workspace, load_workspace
 from tui.cli import main
-from tui.cli_demo import build_demo
+from tui.demo import build_demo
 
 DEMO_COLUMNS = [
     "--text",

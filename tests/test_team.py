@@ -22,8 +22,9 @@ from store import Repository, StoreError, TeamPolicy, Workspace, load_workspace
 from store.errors import InputError
 from store.io import ColumnMap, import_file
 from store.team import live_claims
+from store.workspace import init_workspace
 from tests.conftest import ANNOMI_FULL, ROOT
-from tui.cli import init_workspace, main
+from tui.cli import main
 from tui.screens.adjudicate import AdjudicateScreen
 from tui.screens.agreement import AgreementScreen
 from tui.screens.annotate import AnnotateScreen

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from tui import options as opt
-from tui.cli import _opts, app, out
+from tui.cli.common import Json, open_repo, out
 from tui.insights_view import (
     configured,
     describe,
@@ -21,7 +20,6 @@ from tui.insights_view import (
 )
 
 
-@app.command("insights")
 def insights_cmd(
     ctx: typer.Context,
     outcome: Annotated[
@@ -52,7 +50,7 @@ def insights_cmd(
         bool, typer.Option("--profiles", help="Also print every conversation's profile.")
     ] = False,
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Draw the forest plot.")] = True,
-    as_json: opt.Json = False,
+    as_json: Json = False,
 ) -> None:
     """Technique profiles per conversation, MI summary indices (R:Q, %CR, %OQ where the
     codebook has the codes) and, with --outcome, the difference per technique between the
@@ -67,8 +65,7 @@ def insights_cmd(
     """
     from learning.insights import insights
 
-    ws, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (ws, repo):
         try:
             field, pair = configured(ws.section("insights"), outcome, groups)
         except ValueError as exc:
@@ -83,8 +80,6 @@ def insights_cmd(
             seed=seed,
             level=level,
         )
-    finally:
-        repo.close()
     if as_json:
         out.print_json(json.dumps(report))
         return

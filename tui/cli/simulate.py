@@ -4,7 +4,7 @@ scikit-learn load only when it runs."""
 from __future__ import annotations
 
 import json
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,14 +13,25 @@ from rich.console import Console
 from rich.table import Table
 
 from store import TechneError
-from tui import options as opt
-from tui.cli import _opts, app, column_map, err, out
+from tui.cli.common import (
+    Conversation,
+    Id,
+    InputFormat,
+    Label,
+    LabelableSpeaker,
+    Order,
+    Speaker,
+    Text,
+    column_map,
+    err,
+    open_repo,
+    out,
+)
 from tui.progress import ProgressBar
 
 ALL = "all"
 
 
-@app.command("simulate")
 def simulate_cmd(
     ctx: typer.Context,
     source: Annotated[
@@ -46,14 +57,14 @@ def simulate_cmd(
         str | None,
         typer.Option(help="none | previous | around (default: techne.toml, then around)."),
     ] = None,
-    text: opt.Text = "text",
-    speaker: opt.Speaker = None,
-    conversation: opt.Conversation = None,
-    order: opt.Order = None,
-    id: opt.Id = None,  # noqa: A002
-    label: opt.Label = None,
-    labelable_speaker: opt.LabelableSpeaker = None,
-    fmt: opt.InputFormat = None,
+    text: Text = "text",
+    speaker: Speaker = None,
+    conversation: Conversation = None,
+    order: Order = None,
+    id: Id = None,  # noqa: A002
+    label: Label = None,
+    labelable_speaker: LabelableSpeaker = None,
+    fmt: InputFormat = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON here.")
     ] = None,
@@ -196,126 +207,41 @@ def _load_data(
 ) -> Any:
     """The simulation's features and labels, from SOURCE (imported into a throwaway store)
     or the workspace's own gold labels; the workspace's cached vectors are reused."""
-    from store import Repository
+    from learning.simulation_data import reuse_vectors, scratch_store
+    from store.codebooks import find_codebook, spec_from_view
     from store.io import import_file
-    from tui.cli import _codebook_spec
 
     settings = None
-    spec = _codebook_spec(codebook) if codebook else None
-    try:
-        ws, ws_repo = _opts(ctx).open()
-    except TechneError:
-        if source is None or spec is None:  # no workspace, and not enough to do without one
-            raise
-        ws_repo = None
-    if ws_repo is not None:
-        settings = _settings(ws, context)
-        spec = spec or _view_spec(ws_repo.codebook())
-    try:
+    spec = find_codebook(codebook) if codebook else None
+    with ExitStack() as stack:
+        try:
+            ws, ws_repo = stack.enter_context(open_repo(ctx))
+        except TechneError:
+            if source is None or spec is None:  # no workspace, and not enough to do without one
+                raise
+            ws_repo = None
+        if ws_repo is not None:
+            settings = _settings(ws, context)
+            spec = spec or spec_from_view(ws_repo.codebook())
         if source is None:
             assert ws_repo is not None
-            return _simulation_data(ws_repo, settings, context)
+            return _encoded(ws_repo, settings, context)
         assert spec is not None
-        with tempfile.TemporaryDirectory() as tmp:
-            repo = Repository.open(f"sqlite:///{Path(tmp) / 'sim.db'}", create=True)
-            try:
-                repo.install_codebook(spec)
-                repo.codebook_key = spec.key
-                import_file(repo, source, column_map(**columns), fmt=fmt, max_text_chars=10**7)
-                if ws_repo is not None:
-                    _reuse_vectors(ws_repo, repo, settings)
-                return _simulation_data(repo, settings, context)
-            finally:
-                repo.close()
-    finally:
+        repo = stack.enter_context(scratch_store(spec))
+        import_file(repo, source, column_map(**columns), fmt=fmt, max_text_chars=10**7)
         if ws_repo is not None:
-            ws_repo.close()
+            reuse_vectors(ws_repo, repo, settings)
+        return _encoded(repo, settings, context)
+
+
+def _encoded(repo: Any, settings: Any, context: str | None) -> Any:
+    from learning.simulation_data import simulation_data
+
+    with ProgressBar(err, "encoding messages") as progress:
+        return simulation_data(repo, settings, context, progress)
 
 
 def _settings(ws: Any, context: str | None) -> Any:
     from learning.settings import LearningSettings
 
     return LearningSettings.from_workspace(ws, context_mode=context)
-
-
-def _view_spec(view: Any) -> Any:
-    from store import CodebookSpec, TechniqueSpec
-
-    return CodebookSpec(
-        key=view.key,
-        name=view.name,
-        version=view.version,
-        description=view.description,
-        multi_label=view.multi_label,
-        techniques=tuple(
-            TechniqueSpec(t.key, t.name, t.definition, t.examples, t.hotkey, t.target)
-            for t in view.techniques
-        ),
-    )
-
-
-def _encoder(settings: Any) -> Any:
-    from learning.encoders import Encoder
-
-    if settings is None:
-        return Encoder()
-    return Encoder(settings.encoder, settings.device, settings.max_length)
-
-
-def _reuse_vectors(ws_repo: Any, repo: Any, settings: Any) -> int:
-    """Copy the workspace's cached vectors of every text the throwaway store also holds
-    into that store's cache (the same encoder key), so they are not encoded again. Returns
-    how many were copied."""
-    import numpy as np
-
-    encoder = _encoder(settings)
-    ids_by_text: dict[str, int] = {}
-    for msg in ws_repo.iter_messages():
-        ids_by_text.setdefault(msg.text, msg.id)
-    pairs = [(m.id, ids_by_text[m.text]) for m in repo.iter_messages() if m.text in ids_by_text]
-    if not pairs:
-        return 0
-    mine = np.fromiter((a for a, _ in pairs), dtype=np.int64, count=len(pairs))
-    theirs = np.fromiter((b for _, b in pairs), dtype=np.int64, count=len(pairs))
-    rows = np.zeros((len(pairs), encoder.dim), dtype=np.float32)
-    (found,) = ws_repo.artifacts.embeddings_into(encoder.key, [(theirs, rows)])
-    if found.any():
-        order = np.argsort(mine[found])
-        repo.artifacts.put_embedding_matrix(encoder.key, mine[found][order], rows[found][order])
-    return int(found.sum())
-
-
-def _simulation_data(repo: Any, settings: Any, context: str | None) -> Any:
-    import numpy as np
-
-    from learning.features import embed_features
-    from learning.pool import Pool
-    from learning.settings import BEST_CONTEXT
-    from learning.simulate import SimulationData
-
-    mode = context or (settings.context_mode if settings else BEST_CONTEXT["embed"])
-    pool = Pool.build(repo, repo.codebook(), eval_share=0.0)
-    keep = np.flatnonzero(pool.labelled)
-    if len(keep) == 0:
-        raise TechneError("no labelled messages to simulate with (the labels are the oracle)")
-    encoder = _encoder(settings)
-    with ProgressBar(err, "encoding messages") as progress:
-        x = embed_features(
-            repo,
-            encoder,
-            pool.message_ids[keep],
-            pool.previous_ids[keep],
-            mode,
-            progress,
-            next_ids=pool.next_ids[keep],
-        )
-    ids = pool.message_ids[keep].tolist()
-    texts = repo.message_texts(ids)
-    return SimulationData(
-        x=x,
-        y=pool.y[keep],
-        groups=np.asarray([pool.conversations[i] for i in keep]),
-        labels=pool.labels,
-        embeddings=x[:, : encoder.dim],
-        texts=[texts[i] for i in ids],
-    )

@@ -1,24 +1,32 @@
-"""Learning commands: retrain, models, predict (simulate: tui/cli_simulate.py). torch loads
-only when they run."""
+"""Model commands: retrain, models (list, show, activate), predict. torch loads only when
+they run."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-if TYPE_CHECKING:
-    pass
-from tui import options as opt
-from tui.cli import _opts, app, column_map, err, out
+from tui.cli.common import (
+    Conversation,
+    Device,
+    Id,
+    InputFormat,
+    Json,
+    LabelableSpeaker,
+    Order,
+    Speaker,
+    Text,
+    column_map,
+    err,
+    open_repo,
+    out,
+)
 from tui.progress import ProgressBar
 from tui.safe import literal, shown
-
-models_app = typer.Typer(help="Inspect model versions and roll back.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
 
 
 def _settings(ws: Any, **overrides: Any) -> Any:
@@ -27,7 +35,6 @@ def _settings(ws: Any, **overrides: Any) -> Any:
     return LearningSettings.from_workspace(ws, **overrides)
 
 
-@app.command("retrain")
 def retrain_cmd(
     ctx: typer.Context,
     backend: Annotated[
@@ -35,8 +42,8 @@ def retrain_cmd(
     ] = None,
     strategy: Annotated[str | None, typer.Option(help="Query strategy for the next batch.")] = None,
     batch: Annotated[int | None, typer.Option(help="Messages to queue for labelling.")] = None,
-    device: opt.Device = None,
-    as_json: opt.Json = False,
+    device: Device = None,
+    as_json: Json = False,
 ) -> None:
     """Run a retrain round: train on the gold labels, measure on held-out conversations,
     register a new active model version, refresh suggestions and queue the next batch.
@@ -60,22 +67,20 @@ def retrain_cmd(
 
     if strategy is not None:
         check_strategy(strategy, "--strategy")
-    ws, repo = _opts(ctx).open()
     try:
-        settings = _settings(
-            ws, backend=backend, strategy=strategy, batch_size=batch, device=device
-        )
-        check_strategy(settings.strategy, f"{ws.config_path}: [learning] strategy")
-        with ProgressBar(err, "retraining", enabled=not as_json) as progress:
-            result = run_round(repo, ws.models_dir, settings, progress)
+        with open_repo(ctx) as (ws, repo):
+            settings = _settings(
+                ws, backend=backend, strategy=strategy, batch_size=batch, device=device
+            )
+            check_strategy(settings.strategy, f"{ws.config_path}: [learning] strategy")
+            with ProgressBar(err, "retraining", enabled=not as_json) as progress:
+                result = run_round(repo, ws.models_dir, settings, progress)
     except NoNewLabels as exc:
         if as_json:
             out.print_json(json.dumps({"round": None, "model": exc.active, "skipped": str(exc)}))
         else:
             out.print(f"Nothing to retrain: {exc}.", markup=False)
         return
-    finally:
-        repo.close()
     report = {
         "round": result.round.number,
         "model": result.model.tag,
@@ -105,19 +110,15 @@ def retrain_cmd(
         )
 
 
-@models_app.command("list")
-def models_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
+def list_cmd(ctx: typer.Context, as_json: Json = False) -> None:
     """Every model version with its held-out macro-F1; the active one is marked.
 
     Example:
 
         techne models list --json
     """
-    _, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (_, repo):
         versions = repo.artifacts.versions()
-    finally:
-        repo.close()
     if as_json:
         out.print_json(json.dumps([v.__dict__ for v in versions]))
         return
@@ -138,8 +139,7 @@ def models_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
     out.print(table)
 
 
-@models_app.command("show")
-def models_show(
+def show_cmd(
     ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Version id or tag.")]
 ) -> None:
     """Settings, metrics and per-technique scores of one model version (JSON), and how
@@ -149,11 +149,8 @@ def models_show(
 
         techne models show v3
     """
-    _, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (_, repo):
         version = repo.artifacts.version(ref)
-    finally:
-        repo.close()
     from learning.fidelity import note
 
     card = dict(version.__dict__)
@@ -162,8 +159,7 @@ def models_show(
     out.print_json(json.dumps(card))
 
 
-@models_app.command("activate")
-def models_activate(
+def activate_cmd(
     ctx: typer.Context, ref: Annotated[str, typer.Argument(help="Version id or tag.")]
 ) -> None:
     """Make an earlier (or later) model version the active one: a rollback.
@@ -172,23 +168,13 @@ def models_activate(
 
         techne models activate v2
     """
-    ws, repo = _opts(ctx).open()
-    try:
-        from learning.registry import checksum_folder, model_folder
+    from learning.registry import activate_version
 
-        version = repo.artifacts.version(ref)
-        folder = model_folder(ws.models_dir, version)
-        if not folder.exists() or checksum_folder(folder) != version.checksum:
-            from learning.registry import ModelError
-
-            raise ModelError(f"model {version.tag}: weights at {folder} are missing or changed")
-        version = repo.artifacts.activate(version.id)
-    finally:
-        repo.close()
+    with open_repo(ctx) as (ws, repo):
+        version = activate_version(repo, ws.models_dir, ref)
     out.print(shown(f"Model {version.tag} is now active."), markup=False)
 
 
-@app.command("predict")
 def predict_cmd(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file to score.")],
@@ -197,21 +183,21 @@ def predict_cmd(
         str | None, typer.Option(help="Model version (default: the active one).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Messages per model batch.")] = 256,
-    device: opt.Device = None,
+    device: Device = None,
     runtime: Annotated[
         str | None,
         typer.Option(
             help="Encoder runtime: auto | torch | onnx | onnx-int8 (default: techne.toml)."
         ),
     ] = None,
-    text: opt.Text = "text",
-    speaker: opt.Speaker = None,
-    conversation: opt.Conversation = None,
-    order: opt.Order = None,
-    id: opt.Id = None,  # noqa: A002
-    labelable_speaker: opt.LabelableSpeaker = None,
-    fmt: opt.InputFormat = None,
-    as_json: opt.Json = False,
+    text: Text = "text",
+    speaker: Speaker = None,
+    conversation: Conversation = None,
+    order: Order = None,
+    id: Id = None,  # noqa: A002
+    labelable_speaker: LabelableSpeaker = None,
+    fmt: InputFormat = None,
+    as_json: Json = False,
 ) -> None:
     """Score every message of a file of any size with a model: probabilities per technique
     and the top label, streamed in chunks. An interrupted run resumes where it stopped.
@@ -227,15 +213,12 @@ def predict_cmd(
     from learning.predict import predict_file
     from learning.registry import load_predictor, model_folder
 
-    ws, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (ws, repo):
         version = repo.artifacts.version(model) if model else repo.artifacts.active()
-        if version is None:
-            from learning.registry import ModelError
+    if version is None:
+        from learning.registry import ModelError
 
-            raise ModelError("no active model: run `techne retrain` first")
-    finally:
-        repo.close()
+        raise ModelError("no active model: run `techne retrain` first")
     settings = _settings(ws, device=device, runtime=runtime)
     predictor = load_predictor(
         model_folder(ws.models_dir, version), version.checksum, settings.device, "torch"
@@ -274,6 +257,3 @@ def predict_cmd(
             f"{report.chunks_resumed} of {report.chunks} chunks resumed.",
             markup=False,
         )
-
-
-from tui import cli_simulate  # noqa: E402,F401  (registers simulate)

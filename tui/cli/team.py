@@ -10,26 +10,17 @@ import typer
 from rich.table import Table
 
 from store.errors import TechneError
-from tui import options as opt
-from tui.cli import _opts, app, out
-from tui.cli_annotate import require_terminal
+from tui.cli.common import Json, open_repo, options, out, require_terminal
 from tui.safe import literal, shown
 
-annotators_app = typer.Typer(help="List annotators and set their roles.", no_args_is_help=False)
-app.add_typer(annotators_app, name="annotators")
 
-
-@annotators_app.callback(invoke_without_command=True)
-def annotators_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
+def annotators_cmd(ctx: typer.Context, as_json: Json = False) -> None:
     """List annotators with their roles and labelled messages."""
     if ctx.invoked_subcommand is not None:
         return
-    _, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (_, repo):
         roles = repo.annotators()
         labelled = repo.status()["per_annotator"]
-    finally:
-        repo.close()
     rows = {
         name: {"role": role, "labelled": labelled.get(name, {}).get("labelled", 0)}
         for name, role in roles.items()
@@ -43,8 +34,7 @@ def annotators_list(ctx: typer.Context, as_json: opt.Json = False) -> None:
     out.print(table)
 
 
-@annotators_app.command("add")
-def annotators_add(
+def annotators_add_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The annotator's name.")],
     role: Annotated[str, typer.Option(help="expert | lead | maintainer")] = "expert",
@@ -55,18 +45,14 @@ def annotators_add(
 
         techne annotators add maria --role lead
     """
-    _, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (_, repo):
         repo.set_role(name, role)
-    finally:
-        repo.close()
     out.print(shown(f"{name.strip()} is a {role}"), markup=False)
 
 
-@app.command("agreement")
 def agreement_cmd(
     ctx: typer.Context,
-    as_json: opt.Json = False,
+    as_json: Json = False,
     model: Annotated[bool, typer.Option(help="Also compare each expert with the model.")] = True,
 ) -> None:
     """Inter-coder agreement: Cohen's kappa per annotator pair, Krippendorff's alpha
@@ -77,11 +63,8 @@ def agreement_cmd(
 
         techne -w study agreement --json
     """
-    _, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (_, repo):
         report = repo.agreement(model=model)
-    finally:
-        repo.close()
     if as_json:
         out.print_json(json.dumps(report))
         return
@@ -90,11 +73,10 @@ def agreement_cmd(
     out.print(agreement_view(report))
 
 
-@app.command("history")
 def history_cmd(
     ctx: typer.Context,
     message: Annotated[str, typer.Argument(help="Message id (external id or number).")],
-    as_json: opt.Json = False,
+    as_json: Json = False,
 ) -> None:
     """Every event on a message, oldest first: who did what (with the role they had then),
     when, with which model shown.
@@ -103,13 +85,10 @@ def history_cmd(
 
         techne -w study history 12:4
     """
-    _, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (_, repo):
         msg = repo.find_message(message)
         events = repo.events(msg.id)
         tags = repo.model_tags()
-    finally:
-        repo.close()
     if as_json:
         out.print_json(json.dumps({"message": asdict(msg), "events": [asdict(e) for e in events]}))
         return
@@ -140,7 +119,6 @@ def history_cmd(
         out.print("No events yet.", markup=False)
 
 
-@app.command("adjudicate")
 def adjudicate_cmd(
     ctx: typer.Context,
     annotator: Annotated[str | None, typer.Option(help="The lead deciding.")] = None,
@@ -150,7 +128,7 @@ def adjudicate_cmd(
     model: Annotated[
         bool, typer.Option(help="Include messages where a coder and the model disagree.")
     ] = True,
-    as_json: opt.Json = False,
+    as_json: Json = False,
 ) -> None:
     """Decide disputed messages: coders who disagree (or a coder and the model), and flagged
     ones, side by side with notes and flags. A lead's decision is the gold label.
@@ -167,25 +145,19 @@ def adjudicate_cmd(
         from store.team import DECIDING_ROLES, role_refusal
 
         who = annotator or getpass.getuser()
-        _, repo = _opts(ctx).open()
-        try:
+        with open_repo(ctx) as (_, repo):
             roles = repo.annotators()
-        finally:
-            repo.close()
         if roles.get(who) not in DECIDING_ROLES:
             raise TechneError(role_refusal(who, roles.get(who), "adjudicate", roles))
         require_terminal("adjudicate")
         from tui.app import make_app
 
-        opts = _opts(ctx)
+        opts = options(ctx)
         application = make_app(opts.workspace, opts.db, who, adjudicate=True)
         application.run()
         return
-    _, repo = _opts(ctx).open()
-    try:
+    with open_repo(ctx) as (_, repo):
         found = repo.disputes(include_model=model)
-    finally:
-        repo.close()
     rows = [asdict(d) for d in found]
     if as_json:
         out.print_json(json.dumps(rows))
