@@ -345,25 +345,9 @@ def main() -> None:
         predicted: list[dict[str, Any]] = []
         for _ in range(args.repeat if args.predict else 0):
             out = Path(tmp) / "scores.parquet"
-            wall, report, rss = run_child(
-                [
-                    *techne(),
-                    "-w",
-                    str(ws.root),
-                    "predict",
-                    str(source),
-                    str(out),
-                    "--id",
-                    "id",
-                    "--conversation",
-                    "conversation",
-                    "--speaker",
-                    "speaker",
-                    "--device",
-                    "cpu",
-                    "--json",
-                ]
-            )
+            columns = "--id id --conversation conversation --speaker speaker".split()
+            command = [*techne(), "-w", str(ws.root), "predict", str(source), str(out)]
+            wall, report, rss = run_child([*command, *columns, "--device", "cpu", "--json"])
             out.unlink()
             predicted.append(
                 {
