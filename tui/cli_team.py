@@ -105,7 +105,7 @@ def history_cmd(
     """
     _, repo = _opts(ctx).open()
     try:
-        msg = repo.find_message(message)
+        msg = repo.message(message)
         events = repo.events(msg.id)
         tags = repo.model_tags()
     finally:
