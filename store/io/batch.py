@@ -20,6 +20,9 @@ CONVERSATIONS: Table = SQLModel.metadata.tables["conversations"]
 
 
 def write_batch(conn: Connection, plan: Plan, batch: list[Record], skip_bad: bool) -> None:
+    """Write a batch of records inside the import's transaction: records that clash with
+    stored messages are InputErrors (rejects with `skip_bad`), new conversations and
+    messages are inserted, then the rows' labels (store/io/import_labels.py)."""
     file, unit = str(plan.source.path), plan.source.unit
     existing: dict[str, tuple[int, int, int, str]] = {}
     if not plan.store_was_empty:

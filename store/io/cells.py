@@ -16,10 +16,12 @@ _MISSING = object()
 
 
 def fail(plan: Plan, line: int, column: str | None, problem: str) -> InputError:
+    """The InputError for `problem` in a cell of this plan's file."""
     return InputError(str(plan.source.path), line, column, problem, plan.source.unit)
 
 
 def get(plan: Plan, line: int, values: dict[str, Any], column: str) -> Any:
+    """The cell of `column`; a row without that field is an InputError."""
     value = values.get(column, _MISSING)
     if value is _MISSING:
         raise fail(plan, line, column, "missing field")
@@ -27,6 +29,7 @@ def get(plan: Plan, line: int, values: dict[str, Any], column: str) -> Any:
 
 
 def text_field(plan: Plan, line: int, values: dict[str, Any], column: str) -> str:
+    """The cell of `column` as stripped, non-empty text."""
     value = get(plan, line, values, column)
     if type(value) is str:  # the common case, kept cheap: this runs millions of times
         text = value.strip()
@@ -36,6 +39,7 @@ def text_field(plan: Plan, line: int, values: dict[str, Any], column: str) -> st
 
 
 def as_text(plan: Plan, line: int, column: str, value: Any, *, empty_ok: bool = False) -> str:
+    """A string or integer cell as stripped text (empty only with `empty_ok`)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -56,6 +60,7 @@ def as_text(plan: Plan, line: int, column: str, value: Any, *, empty_ok: bool = 
 
 
 def as_int(plan: Plan, line: int, column: str, value: Any) -> int:
+    """An integer cell: ints, integral floats and strings such as "3" or "3.0"."""
     problem = None
     if isinstance(value, bool):
         problem = "got a boolean"
@@ -84,6 +89,8 @@ def as_int(plan: Plan, line: int, column: str, value: Any) -> int:
 
 
 def cell_labels(plan: Plan, line: int, value: Any) -> tuple[str, ...]:
+    """A label cell as technique keys: split, mapped (--label-map) and checked against the
+    codebook; empty for a missing label ("n/a", null)."""
     column = plan.columns.label
     file, unit = str(plan.source.path), plan.source.unit
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -130,12 +137,14 @@ def cell_labels(plan: Plan, line: int, value: Any) -> tuple[str, ...]:
 
 
 def type_name(value: Any) -> str:
+    """How a value's type is named in a message about a bad cell."""
     return {dict: "an object", list: "a list", type(None): "null"}.get(
         type(value), type(value).__name__
     )
 
 
 def jsonable_value(value: Any) -> Any:
+    """A cell as JSON can store it (non-finite floats become null, others strings)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, str | int | float | bool) or value is None:
@@ -148,4 +157,5 @@ def jsonable_value(value: Any) -> Any:
 
 
 def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """A whole row as JSON can store it (for the rejects file)."""
     return {str(k): jsonable_value(v) for k, v in values.items()}

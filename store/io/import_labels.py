@@ -30,6 +30,8 @@ def write_labels(
     message_ids: dict[str, int],
     existing: dict[str, tuple[int, int, int, str]],
 ) -> None:
+    """One label event per coded record (its coder's, or the import's --annotator), except
+    where that coder's current labels are already the same: re-importing adds nothing."""
     labelled = [r for r in records if r.labels]
     if not labelled:
         return
