@@ -1,7 +1,7 @@
 """Inter-coder agreement: Cohen's kappa per pair, Krippendorff's alpha (nominal), expert vs model.
 
 Pure functions over labels, plus `agreement_report` which reads coders' current labels
-from a Repository. Multi-label codes are compared as whole label sets.
+from the store's events. Multi-label codes are compared as whole label sets.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from store.repository import Repository
+if TYPE_CHECKING:  # the kappa and alpha functions load without SQLAlchemy (the export card)
+    from sqlalchemy.engine import Engine
+
+    from store.artifacts import Artifacts
+    from store.domain import CodebookView
 
 
 def cohen_kappa(a: Sequence[Hashable] | Any, b: Sequence[Hashable] | Any) -> float:
@@ -87,11 +90,13 @@ def _value(labels: Sequence[str]) -> str:
     return "+".join(sorted(labels))
 
 
-def agreement_report(repo: Repository, *, model: bool = True) -> dict[str, Any]:
+def agreement_report(
+    engine: Engine, artifacts: Artifacts, book: CodebookView | None, *, model: bool = True
+) -> dict[str, Any]:
     """Kappa per annotator pair, alpha overall and per technique, and expert-vs-model
-    agreement (each coder against the suggestion that was on their screen), with counts."""
-    book = repo.codebook() if repo.codebook_key else None
-    coded, shown = _current_codes(repo)
+    agreement (each coder against the suggestion that was on their screen), with counts.
+    `book`: the workspace's codebook (None: techniques as found in the labels)."""
+    coded, shown = _current_codes(engine)
     coders = sorted({name for labels in coded.values() for name in labels})
     pairs = []
     for a, b in combinations(coders, 2):
@@ -136,18 +141,20 @@ def agreement_report(repo: Repository, *, model: bool = True) -> dict[str, Any]:
         "pairs": pairs,
     }
     if model:
-        report["expert_vs_model"] = _versus_model(repo, coded, shown, coders)
+        report["expert_vs_model"] = _versus_model(artifacts, coded, shown)
     return report
 
 
 def _current_codes(
-    repo: Repository,
+    engine: Engine,
 ) -> tuple[dict[int, dict[str, tuple[str, ...]]], dict[int, dict[str, int]]]:
     """(message -> coder -> current labels, message -> coder -> model version on screen when
     they gave them), over messages that have coders' labels."""
+    from store.events import iter_states
+
     coded: dict[int, dict[str, tuple[str, ...]]] = {}
     shown: dict[int, dict[str, int]] = {}
-    for state in repo.iter_states():
+    for state in iter_states(engine):
         if state.coder_labels:
             coded[state.message_id] = dict(state.coder_labels)
             shown[state.message_id] = dict(state.coder_model)
@@ -155,7 +162,7 @@ def _current_codes(
 
 
 def _against_model(
-    repo: Repository,
+    artifacts: Artifacts,
     coded: dict[int, dict[str, tuple[str, ...]]],
     shown: dict[int, dict[str, int]],
 ) -> dict[str, tuple[list[str], list[str]]]:
@@ -172,7 +179,7 @@ def _against_model(
             if name not in labels:
                 continue
             if version not in tops:
-                tops[version] = repo.artifacts.top_labels(version)
+                tops[version] = artifacts.top_labels(version)
             top = tops[version].get(mid)
             if top is not None:
                 human, machine = pairs.setdefault(name, ([], []))
@@ -181,27 +188,41 @@ def _against_model(
     return dict(sorted(pairs.items()))
 
 
-def suggestion_acceptance(repo: Repository) -> dict[str, dict[str, int]]:
+def suggestion_acceptance(engine: Engine, artifacts: Artifacts) -> dict[str, dict[str, int]]:
     """Per annotator: messages coded with a suggestion on screen (`shown`) and how many of
     them they accepted as shown (`accepted`). The stats screen and the agreement report's
     expert-vs-model rows both come from here."""
-    coded, shown = _current_codes(repo)
+    coded, shown = _current_codes(engine)
     out = {}
-    for name, (human, machine) in _against_model(repo, coded, shown).items():
+    for name, (human, machine) in _against_model(artifacts, coded, shown).items():
         accepted = sum(h == m for h, m in zip(human, machine, strict=True))
         out[name] = {"shown": len(human), "accepted": accepted}
     return out
 
 
+def acceptance_totals(
+    engine: Engine, artifacts: Artifacts, annotator: str | None = None
+) -> dict[str, int]:
+    """suggestion_acceptance summed over everyone, or for one annotator."""
+    per = suggestion_acceptance(engine, artifacts)
+    if annotator is None:
+        rows = list(per.values())
+    else:
+        rows = [per[annotator]] if annotator in per else []
+    return {
+        "shown": sum(r["shown"] for r in rows),
+        "accepted": sum(r["accepted"] for r in rows),
+    }
+
+
 def _versus_model(
-    repo: Repository,
+    artifacts: Artifacts,
     coded: dict[int, dict[str, tuple[str, ...]]],
     shown: dict[int, dict[str, int]],
-    coders: list[str],
 ) -> list[dict[str, Any]]:
     """Each coder against the top suggestion of the model version they saw."""
     out = []
-    for name, (human, machine) in _against_model(repo, coded, shown).items():
+    for name, (human, machine) in _against_model(artifacts, coded, shown).items():
         accepted = sum(h == m for h, m in zip(human, machine, strict=True))
         out.append(
             {
@@ -234,20 +255,22 @@ class Dispute:
     flags: int = 0
 
 
-def disputes(repo: Repository, *, include_model: bool = True) -> list[Dispute]:
+def disputes(engine: Engine, artifacts: Artifacts, *, include_model: bool = True) -> list[Dispute]:
     """Open disputes, coder disagreements first, then flags, then coder-vs-model."""
+    from store.events import iter_states
+
     tops: dict[int, dict[int, str]] = {}
-    active = repo.artifacts.active()
+    active = artifacts.active()
 
     def model_label(version: int | None, message_id: int) -> str | None:
         if version is None:
             return None
         if version not in tops:
-            tops[version] = repo.artifacts.top_labels(version)
+            tops[version] = artifacts.top_labels(version)
         return tops[version].get(message_id)
 
     found: list[Dispute] = []
-    for state in repo.iter_states():
+    for state in iter_states(engine):
         if state.adjudicated is not None or not (state.coder_labels or state.flags):
             continue
         labels = dict(state.coder_labels)

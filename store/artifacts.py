@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table, func, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from store import models as m
-from store.db import raw_rows
+from store.db import driver_sql, raw_rows
 from store.errors import StoreError
 from store.predictions import PredictionRow, PredictionSets, packed_arrays
-
-if TYPE_CHECKING:
-    from store.repository import Repository
 
 CHUNK = 900
 
@@ -103,11 +101,12 @@ def _version_view(row: Any) -> ModelVersionView:
 
 
 class Artifacts:
-    """Access to the learning loop's tables, through a Repository's engine."""
+    """Access to the learning loop's tables. `sets` caches the packed prediction sets read
+    (they never change once committed); a repository builds one Artifacts and keeps it."""
 
-    def __init__(self, repo: Repository) -> None:
-        self.engine = repo.engine
-        self.sets: PredictionSets = repo.prediction_sets
+    def __init__(self, engine: Engine, sets: PredictionSets | None = None) -> None:
+        self.engine = engine
+        self.sets: PredictionSets = sets if sets is not None else PredictionSets(engine)
 
     # -- embedding cache (store/vectors.py, loaded on first use: it needs numpy) ------------
 
@@ -331,12 +330,14 @@ class Artifacts:
 
 def _insert_prediction_set(conn: Any, version_id: int, batch: PredictionBatch) -> None:
     """The version's predictions as one row of packed arrays (store/predictions.py)."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    labels = f"CAST({mark} AS JSON)" if conn.dialect.name == "postgresql" else mark
+    labels = "CAST(? AS JSON)" if conn.dialect.name == "postgresql" else "?"
     ids, proba = packed_arrays(batch.message_ids, batch.probabilities)
     conn.exec_driver_sql(
-        "INSERT INTO prediction_sets (model_version_id, labels, count, message_ids, "
-        f"probabilities) VALUES ({mark}, {labels}, {mark}, {mark}, {mark})",
+        driver_sql(
+            conn,
+            "INSERT INTO prediction_sets (model_version_id, labels, count, message_ids, "
+            f"probabilities) VALUES (?, {labels}, ?, ?, ?)",
+        ),
         (version_id, json.dumps(list(batch.labels)), len(batch.message_ids), ids, proba),
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+IN_CHUNK = 900
+"""Values per `IN (...)` list: under SQLite's old limit of 999 bound parameters."""
 
 DatabaseFailure = DBAPIError
 """What the database driver raises (disk full, connection lost, locked): the interface
@@ -229,12 +231,24 @@ def _upgrade(engine: Engine) -> None:
         session.commit()
 
 
+def driver_sql(conn: Any, sql: str) -> str:
+    """`sql` written with `?` placeholders, as this connection's driver wants them: SQLite
+    takes `?`, psycopg `%s`. Every statement sent below SQLAlchemy goes through here."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+def in_chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
+    """`items` in lists of at most `size`: the values of one `IN (...)` each."""
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def raw_rows(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """All rows of a query straight from the driver's cursor. For scans of 100,000s of rows,
     where SQLAlchemy's per-row result handling costs more than the database. `sql` uses `?`
-    placeholders; they are rewritten for drivers that want `%s`."""
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
+    placeholders (see driver_sql)."""
+    sql = driver_sql(conn, sql)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(sql, params)

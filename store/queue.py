@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from store.repository import Repository
+if TYPE_CHECKING:  # the interface imports Suggestion: this module loads without SQLAlchemy
+    from sqlalchemy.engine import Engine
+
+    from store.artifacts import Artifacts
+    from store.messages import IndexRow
+    from store.team import TeamPolicy
 
 
 @dataclass(frozen=True)
@@ -21,12 +26,16 @@ class Suggestion:
     """True when it comes from an older model than the active one."""
 
 
-def open_for(repo: Repository, annotator: str) -> set[int]:
-    """Labelable messages that still need a coder (one, or more for overlap items) and that
-    this annotator has neither coded nor skipped."""
+def open_for(
+    engine: Engine, index: Sequence[IndexRow], policy: TeamPolicy, annotator: str
+) -> set[int]:
+    """Labelable messages of `index` (store.messages.MessageIndex) that still need a coder
+    (one, or more for overlap items) and that this annotator has neither coded nor skipped."""
+    from store.events import iter_states
+
     closed: set[int] = set()
-    needed = repo.team.coders_needed
-    for state in repo.iter_states():
+    needed = policy.coders_needed
+    for state in iter_states(engine):
         if (
             state.adjudicated is not None
             or annotator in state.coder_labels
@@ -34,14 +43,21 @@ def open_for(repo: Repository, annotator: str) -> set[int]:
             or len(state.coder_labels) >= needed(state.message_id)
         ):
             closed.add(state.message_id)
-    return {mid for mid, _, _, labelable in repo.message_index() if labelable} - closed
+    return {mid for mid, _, _, labelable in index if labelable} - closed
 
 
-def queue(repo: Repository, annotator: str, limit: int = 500) -> list[int]:
+def queue(
+    engine: Engine,
+    artifacts: Artifacts,
+    index: Sequence[IndexRow],
+    policy: TeamPolicy,
+    annotator: str,
+    limit: int = 500,
+) -> list[int]:
     """Message ids in the order to label them: the latest round's batch first (in the order
     its strategy ranked them), then the rest by the active model's uncertainty, then in
     conversation order when there is no model yet."""
-    candidates = open_for(repo, annotator)
+    candidates = open_for(engine, index, policy, annotator)
     order: list[int] = []
     seen: set[int] = set()
 
@@ -50,18 +66,18 @@ def queue(repo: Repository, annotator: str, limit: int = 500) -> list[int]:
             order.append(mid)
             seen.add(mid)
 
-    latest = repo.artifacts.latest_round()
+    latest = artifacts.latest_round()
     if latest is not None:
         for mid in latest.queried_message_ids:
             take(mid)
-    active = repo.artifacts.active()
+    active = artifacts.active()
     if active is not None and len(order) < limit:
-        for mid in repo.artifacts.queue_order(active.id):
+        for mid in artifacts.queue_order(active.id):
             take(mid)
             if len(order) >= limit:
                 break
     if len(order) < limit:
-        for mid, _, _, labelable in repo.message_index():
+        for mid, _, _, labelable in index:
             if labelable:
                 take(mid)
             if len(order) >= limit:
@@ -69,9 +85,8 @@ def queue(repo: Repository, annotator: str, limit: int = 500) -> list[int]:
     return order
 
 
-def suggestion(repo: Repository, message_id: int) -> Suggestion | None:
+def suggestion(artifacts: Artifacts, message_id: int) -> Suggestion | None:
     """The active model's prediction for a message, else the newest older one (stale)."""
-    artifacts = repo.artifacts
     versions = sorted(artifacts.versions(), key=lambda v: (not v.active, -v.id))
     for version in versions:
         row = artifacts.prediction(version.id, message_id)

@@ -14,16 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from store.db import raw_rows
+from store.db import driver_sql, raw_rows
 from store.errors import WorkspaceError
 from store.labels import EventRow, MessageState, derive
-
-if TYPE_CHECKING:
-    from store.repository import Repository
 
 DECIDING_ROLES = ("lead", "maintainer")
 """Roles that adjudicate. The creator of a workspace is its maintainer."""
@@ -140,7 +137,11 @@ def states_by_id(conn: Connection, message_ids: Sequence[int]) -> dict[int, Mess
 
 
 def claim_next(
-    repo: Repository, annotator: str, candidates: Sequence[int], now: float | None = None
+    engine: Engine,
+    policy: TeamPolicy,
+    annotator: str,
+    candidates: Sequence[int],
+    now: float | None = None,
 ) -> int | None:
     """Claim the first of `candidates` (in order) this annotator may code now; None if none.
 
@@ -148,11 +149,10 @@ def claim_next(
     adjudicated, and its coders plus other live claims are fewer than it needs. An
     annotator's own live claim is renewed and returned.
     """
-    policy = repo.team
-    with serialised(repo.engine) as conn:
+    with serialised(engine) as conn:
         now = time.time() if now is None else now
         expires = now + policy.claim_minutes * 60
-        conn.exec_driver_sql(_q(conn, "DELETE FROM claims WHERE expires_at < ?"), (now,))
+        conn.exec_driver_sql(driver_sql(conn, "DELETE FROM claims WHERE expires_at < ?"), (now,))
         me = annotator_id(conn, annotator)
         for start in range(0, len(candidates), SCAN):
             chunk = list(candidates[start : start + SCAN])
@@ -169,7 +169,7 @@ def claim_next(
                 held = holders.get(mid, set())
                 if me in held:
                     conn.exec_driver_sql(
-                        _q(
+                        driver_sql(
                             conn,
                             "UPDATE claims SET expires_at = ? "
                             "WHERE message_id = ? AND annotator_id = ?",
@@ -188,7 +188,7 @@ def claim_next(
                 taken = len(coders | {str(h) for h in held})
                 if taken < policy.coders_needed(mid):
                     conn.exec_driver_sql(
-                        _q(
+                        driver_sql(
                             conn,
                             "INSERT INTO claims (message_id, annotator_id, claimed_at, expires_at)"
                             " VALUES (?, ?, ?, ?)",
@@ -202,27 +202,27 @@ def claim_next(
 def release(conn: Connection, message_id: int, who: int) -> None:
     """Drop an annotator's claim on a message (inside the caller's transaction)."""
     conn.exec_driver_sql(
-        _q(conn, "DELETE FROM claims WHERE message_id = ? AND annotator_id = ?"),
+        driver_sql(conn, "DELETE FROM claims WHERE message_id = ? AND annotator_id = ?"),
         (message_id, who),
     )
 
 
-def release_all(repo: Repository, annotator: str) -> int:
+def release_all(engine: Engine, annotator: str) -> int:
     """Drop every claim an annotator holds (a session that ends cleanly)."""
-    with repo.engine.begin() as conn:
+    with engine.begin() as conn:
         rows = raw_rows(conn, "SELECT id FROM annotators WHERE name = ?", (annotator,))
         if not rows:
             return 0
         result = conn.exec_driver_sql(
-            _q(conn, "DELETE FROM claims WHERE annotator_id = ?"), (int(rows[0][0]),)
+            driver_sql(conn, "DELETE FROM claims WHERE annotator_id = ?"), (int(rows[0][0]),)
         )
         return int(result.rowcount or 0)
 
 
-def live_claims(repo: Repository, now: float | None = None) -> list[tuple[int, str, float]]:
+def live_claims(engine: Engine, now: float | None = None) -> list[tuple[int, str, float]]:
     """(message id, annotator, expires at) of every unexpired claim."""
     now = time.time() if now is None else now
-    with repo.engine.connect() as conn:
+    with engine.connect() as conn:
         rows = raw_rows(
             conn,
             "SELECT c.message_id, a.name, c.expires_at FROM claims c "
@@ -231,7 +231,3 @@ def live_claims(repo: Repository, now: float | None = None) -> list[tuple[int, s
             (now,),
         )
     return [(int(mid), str(name), float(exp)) for mid, name, exp in rows]
-
-
-def _q(conn: Connection, sql: str) -> str:
-    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")

@@ -17,17 +17,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from store.db import raw_rows
+from store.db import driver_sql, raw_rows
 
 BLOCK_ROWS = 4_096
 """Vectors per block: 6 MB at 384 dimensions, a size both SQLite and PostgreSQL read at
 full speed."""
 IDS = np.dtype("<i8")
 FLOATS = np.dtype("<f4")
-
-
-def _mark(conn: Any) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 @contextmanager
@@ -103,9 +99,11 @@ def read_into(
             wanted = sorted(plan)
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                marks = ", ".join([_mark(conn)] * len(chunk))
+                marks = ", ".join("?" * len(chunk))
                 cursor.execute(
-                    f"SELECT id, dim, vectors FROM embedding_blocks WHERE id IN ({marks})",
+                    driver_sql(
+                        conn, f"SELECT id, dim, vectors FROM embedding_blocks WHERE id IN ({marks})"
+                    ),
                     tuple(chunk),
                 )
                 for bid, block_dim, blob in iter(cursor.fetchone, None):
@@ -139,10 +137,12 @@ def write(engine: Engine, encoder: str, message_ids: Sequence[int], vectors: np.
 def _insert(conn: Any, encoder: str, ids: np.ndarray, matrix: np.ndarray) -> None:
     if not len(ids):
         return
-    mark = _mark(conn)
     conn.exec_driver_sql(
-        "INSERT INTO embedding_blocks (encoder, dim, count, message_ids, vectors) "
-        f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark})",
+        driver_sql(
+            conn,
+            "INSERT INTO embedding_blocks (encoder, dim, count, message_ids, vectors) "
+            "VALUES (?, ?, ?, ?, ?)",
+        ),
         [
             (
                 encoder,
@@ -183,4 +183,6 @@ def _migrate(engine: Engine, encoder: str) -> None:
             matrix = np.frombuffer(b"".join(v for _, v in items), dtype=FLOATS).reshape(-1, dim)
             new = ~np.isin(ids, seen)
             _insert(conn, encoder, ids[new], matrix[new])
-        conn.exec_driver_sql(f"DELETE FROM embeddings WHERE encoder = {_mark(conn)}", (encoder,))
+        conn.exec_driver_sql(
+            driver_sql(conn, "DELETE FROM embeddings WHERE encoder = ?"), (encoder,)
+        )

@@ -461,11 +461,11 @@ def test_skip_bad_imports_good_rows_and_writes_rejects(
     assert after["events"] == before["events"] + 2
     assert after["conversations"] == before["conversations"] + 1
     for ext in kept:
-        assert repo.find_message(ext).text
+        assert repo.message(ext).text
     for ext in {e[2] for e in expected} - set(kept) - {"g1.0"}:
         with pytest.raises(StoreError):
-            repo.find_message(ext)
-    assert repo.find_message("g1.0").text.startswith("Hi, thanks for coming in")
+            repo.message(ext)
+    assert repo.message("g1.0").text.startswith("Hi, thanks for coming in")
 
     written = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
     assert len(written) == report.rejected

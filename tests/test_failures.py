@@ -120,7 +120,7 @@ def test_lone_surrogate_is_an_input_error(annomi_repo: Repository, tmp_path: Pat
     assert (caught.value.line, caught.value.column) == (2, "text")
     path.write_text(pair + "\n", encoding="utf-8")
     assert import_file(annomi_repo, path, COLS).messages_added == 1
-    assert annomi_repo.find_message("ok").text == "\U0001f600"
+    assert annomi_repo.message("ok").text == "\U0001f600"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

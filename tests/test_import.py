@@ -85,7 +85,7 @@ def test_each_format_imports_the_same_store(
     ]
     conversations = {ext: meta for _, ext, meta in annomi_repo.iter_conversations()}
     assert conversations == {"s1": {"topic": "alcohol"}, "s2": {"topic": "grief"}}
-    message = annomi_repo.find_message("s1:0")
+    message = annomi_repo.message("s1:0")
     assert "topic" not in message.meta and "code" not in message.meta
 
 
@@ -105,7 +105,7 @@ def test_changed_label_on_reimport_is_a_new_event(annomi_repo: Repository, tmp_p
     changed = [dict(r, code="other") if r["utterance"] == "She's worried." else r for r in ROWS]
     report = import_file(annomi_repo, write_rows(tmp_path / "b.jsonl", changed), COLUMNS)
     assert report.labels_added == 1
-    mid = annomi_repo.find_message("s1:2").id
+    mid = annomi_repo.message("s1:2").id
     assert annomi_repo.gold()[mid].labels == ("other",)
     assert [e.labels for e in annomi_repo.events(mid)] == [("reflection",), ("other",)]
 

@@ -61,7 +61,7 @@ def test_refusals_say_how_roles_are_given(
     repo = Repository.open(f"sqlite:///{tmp_path / 'w' / 'techne.db'}")
     try:
         with pytest.raises(StoreError, match="techne annotators add ben --role lead"):
-            repo.add_event(repo.find_message("c1:0").id, "ben", "adjudicate", ["open_question"])
+            repo.add_event(repo.message("c1:0").id, "ben", "adjudicate", ["open_question"])
     finally:
         repo.close()
 
@@ -73,7 +73,7 @@ def test_history_shows_the_role_held_when_the_event_was_written(
     ws = small_workspace(tmp_path, capsys, "--maintainer", "maria")
     repo = Repository.open(f"sqlite:///{tmp_path / 'w' / 'techne.db'}")
     try:
-        mid = repo.find_message("c1:0").id
+        mid = repo.message("c1:0").id
         repo.ensure_annotator("ben")
         repo.add_event(mid, "ben", "label", ["open_question"])
         repo.set_role("ben", "lead")
@@ -98,7 +98,7 @@ def test_imported_labels_carry_their_coders_role(store_url: str, tmp_path: Path)
         source = tmp_path / "labelled.csv"
         source.write_text("text,label\nHow are you?,open_question\n", encoding="utf-8")
         import_file(repo, source, ColumnMap(text="text", label="label", annotator="senior"))
-        (event,) = repo.events(repo.find_message("1").id)
+        (event,) = repo.events(repo.message("1").id)
         assert event.role == "lead"
     finally:
         repo.close()
@@ -121,7 +121,7 @@ def test_a_schema_3_store_is_upgraded_in_place(store_url: str, tmp_path: Path) -
     repo.close()
     repo = Repository.open(store_url, codebook_key="mi")
     try:
-        mid = repo.find_message("1").id
+        mid = repo.message("1").id
         repo.add_event(mid, "old", "correct", ["simple_reflection"])
         assert [e.role for e in repo.events(mid)] == [None, "lead"]
         assert repo.fingerprint()  # the store reads as usual

@@ -97,17 +97,17 @@ def test_claims_never_double_assign(team: Workspace) -> None:
         for mid, names in coders.items():
             assert len(names) == len(set(names))
             assert len(names) <= repo.team.coders_needed(mid)
-        held = live_claims(repo)
+        held = live_claims(repo.engine)
         assert len(held) == 120
         assert any(len(n) == 2 for n in coders.values())  # overlap items got two coders
         # Saving releases the claim; the message leaves the queue once it has its coders.
         single = next(m for m, n in coders.items() if not repo.team.is_overlap(m))
         name = coders[single][0]
         repo.add_event(single, name, "label", ["open_question"])
-        assert (single, name) not in {(m, n) for m, n, _ in live_claims(repo)}
+        assert (single, name) not in {(m, n) for m, n, _ in live_claims(repo.engine)}
         assert all(single not in repo.queue(other) for other in ("ana", "ben", "cai"))
         assert repo.release_claims("ben") > 0
-        assert all(n != "ben" for _, n, _ in live_claims(repo))
+        assert all(n != "ben" for _, n, _ in live_claims(repo.engine))
     finally:
         repo.close()
 
@@ -173,7 +173,7 @@ def test_import_with_an_annotator_column(annomi_repo: Repository, tmp_path: Path
     )
     report = import_file(annomi_repo, good, cols)
     assert (report.messages_added, report.labels_added) == (2, 3)
-    first = annomi_repo.find_message("1:0")
+    first = annomi_repo.message("1:0")
     assert {e.annotator: e.labels for e in annomi_repo.events(first.id)} == {
         "a": ("question",),
         "b": ("other",),
@@ -385,15 +385,15 @@ async def test_annotating_claims_and_saves_on_either_backend(team: Workspace) ->
         a, b = first.screen, second.screen
         assert isinstance(a, AnnotateScreen) and isinstance(b, AnnotateScreen)
         assert a.current is not None and b.current is not None
-        held = {(m, n) for m, n, _ in live_claims(first.repo)}
+        held = {(m, n) for m, n, _ in live_claims(first.repo.engine)}
         assert (a.current.id, "ana") in held and (b.current.id, "ben") in held
         if not first.repo.team.is_overlap(a.current.id):
             assert a.current.id != b.current.id
         saved = a.current.id
         await pilot_a.press("1", "enter")
-        assert (saved, "ana") not in {(m, n) for m, n, _ in live_claims(first.repo)}
+        assert (saved, "ana") not in {(m, n) for m, n, _ in live_claims(first.repo.engine)}
         assert [e.kind for e in first.repo.events(saved)] == ["label"]
-    assert live_claims(first.repo) == []  # closing the apps released their claims
+    assert live_claims(first.repo.engine) == []  # closing the apps released their claims
     first.repo.close()
     second.repo.close()
 
@@ -419,10 +419,10 @@ async def test_overlap_coders_do_not_see_each_other(team: Workspace) -> None:
         screen._advance()
         await pilot.pause()
         assert screen.current is not None and screen.current.id == overlap
-        held = {(m, n): e for m, n, e in live_claims(app.repo)}
+        held = {(m, n): e for m, n, e in live_claims(app.repo.engine)}
         time.sleep(0.01)
         screen._renew_claim()  # the screen's interval timer: a long look keeps the message
-        renewed = {(m, n): e for m, n, e in live_claims(app.repo)}
+        renewed = {(m, n): e for m, n, e in live_claims(app.repo.engine)}
         assert renewed[(overlap, "ben")] > held[(overlap, "ben")]
         assert screen.query_one(SuggestionList).selected == 0
         painted = "\n".join(shown(w) for w in screen.query("Static"))

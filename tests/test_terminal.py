@@ -152,7 +152,7 @@ def test_labels_survive_sigkill_and_restart_resumes(tmp_path: Path) -> None:
     saved = {}
     book = repo.codebook()
     for ext in labelled:
-        message = repo.find_message(ext)
+        message = repo.message(ext)
         saved[ext] = repo.current_labels(message.id, "e2e")
     assert saved == {ext: (book.techniques[i].key,) for i, ext in enumerate(labelled)}
     expected_next = repo.message(repo.queue("e2e")[0]).external_id

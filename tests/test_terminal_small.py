@@ -83,7 +83,7 @@ def test_80x24_shows_previous_and_next_turn_and_quit(trained_demo: Path, tmp_pat
         external_id = ID_LINE.search(shown).group(1)  # type: ignore[union-attr]
 
         repo = load_workspace(workspace).open_repository()
-        message = repo.find_message(external_id)
+        message = repo.message(external_id)
         turns = repo.context(message.id, 1, 1)
         repo.close()
         previous = [t for t in turns if t.position < message.position]

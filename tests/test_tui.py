@@ -299,7 +299,7 @@ async def test_markup_and_escapes_render_literally(workspace: Path, tmp_path: Pa
     )
     app = make_app(workspace, annotator="dana")
     async with app.run_test(size=SIZE) as pilot:
-        mid = app.repo.find_message("zz:0").id
+        mid = app.repo.message("zz:0").id
         screen(app)._jump(mid)
         await pilot.pause()
         card = str(app.screen.query_one("#message").render())

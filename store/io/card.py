@@ -9,9 +9,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from store.agreement import krippendorff_alpha
+from store.io.options import ExportOptions
 
 if TYPE_CHECKING:  # SQLAlchemy loads with the repository, not with this module
-    from store.io.export import ExportOptions
     from store.repository import Repository
 
 

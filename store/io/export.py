@@ -6,7 +6,6 @@ import csv
 import json
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from store.errors import StoreError
 from store.io.atomic import atomic_path, atomic_writer, check_target
 from store.io.card import render_card
+from store.io.options import ExportOptions, ExportReport
 from store.labels import GOLD_LEVELS, resolve
 from store.splits import grouped_split
 
@@ -23,32 +23,6 @@ if TYPE_CHECKING:  # SQLAlchemy loads with the repository, not with this module
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf")
 SPLIT_NAMES = ("train", "dev", "test")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    fmt: str = "jsonl"
-    gold: str = "single"
-    """Weakest gold source accepted: adjudicated | majority | single."""
-    context_turns: int = 3
-    split: tuple[float, float, float] | None = None
-    seed: int = 0
-    force: bool = False
-    """Replace an existing export (atomically); without it an existing output is refused."""
-
-
-@dataclass(frozen=True)
-class ExportReport:
-    path: str
-    card: str
-    format: str
-    rows: int
-    conversations: int
-    splits: dict[str, int]
-    labels: dict[str, int]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def format_for(path: Path, explicit: str | None) -> str:

@@ -86,7 +86,7 @@ def history_cmd(
         techne -w study history 12:4
     """
     with open_repo(ctx) as (_, repo):
-        msg = repo.find_message(message)
+        msg = repo.message(message)
         events = repo.events(msg.id)
         tags = repo.model_tags()
     if as_json:
