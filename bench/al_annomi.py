@@ -10,12 +10,18 @@ curve is also printed to stderr as one JSON line.
 --split dev: the pool is the train transcripts, scored on dev (10% of the training side's
 transcripts) - for choosing; --split test: pool = train + dev, scored on test.
 
-Measured 2026-12-01, --split test, 5 seeds (2 shared CPU cores, 419 s):
+Measured 2026-12-02, --split test, 5 seeds, budgets 50-1,600 with 1,200 (AMD EPYC, 2 shared
+CPU cores; curves 88 s with the vectors cached):
 
-    strategy   50    100   200   400   800   1600  AUC   labels to random@1600
-    auto      .569  .644  .697  .734  .747  .770  .738  never (below random by >1 SE at 800)
-    random    .595  .631  .673  .735  .757  .774  .740
-    all labels: 0.788 with the lexical head, 0.751 without
+    strategy   50    100   200   400   800   1200  1600  AUC   labels to random@1600
+    auto      .573  .636  .692  .732  .754  .761  .768  .739  never (below by >1 SE at 1200)
+    random    .595  .633  .676  .735  .756  .766  .771  .740
+    all labels: 0.781 with the lexical head, 0.743 without
+
+(`auto` is random below 100 labels, then 50% smallest margin + 50% random. On 2026-12-01,
+another machine, the TypiClust + Cluster-Margin `auto`: .569 .644 .697 .734 .747 - .770,
+random .595 .631 .673 .735 .757 - .774, all labels 0.788: int8 ONNX vectors differ between
+CPUs, so compare rows measured on one machine.)
 
 Same split, 3 seeds, the other strategies: see the README (Learning).
 
