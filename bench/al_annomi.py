@@ -20,8 +20,9 @@ CPU cores; curves 88 s with the vectors cached):
 
 (`auto` is random below 100 labels, then 50% smallest margin + 50% random. On 2026-12-01,
 another machine, the TypiClust + Cluster-Margin `auto`: .569 .644 .697 .734 .747 - .770,
-random .595 .631 .673 .735 .757 - .774, all labels 0.788: int8 ONNX vectors differ between
-CPUs, so compare rows measured on one machine.)
+random .595 .631 .673 .735 .757 - .774, all labels 0.788. The same learner scored 0.788
+there and 0.781 here, likely the int8 ONNX kernels, which differ between CPU types (this one
+has AVX2, no AVX-512): compare rows measured on one machine.)
 
 Same split, 3 seeds, the other strategies: see the README (Learning).
 
