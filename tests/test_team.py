@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -397,7 +398,9 @@ async def test_annotating_claims_and_saves_on_either_backend(team: Workspace) ->
     second.repo.close()
 
 
-async def test_overlap_coders_do_not_see_each_other(team: Workspace) -> None:
+async def test_overlap_coders_do_not_see_each_other(
+    team: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An overlap item coded by one expert reaches a second expert with nothing of the first
     expert's label on screen: the selection starts where it would for a fresh message."""
     from tui.app import make_app
@@ -419,7 +422,8 @@ async def test_overlap_coders_do_not_see_each_other(team: Workspace) -> None:
         await pilot.pause()
         assert screen.current is not None and screen.current.id == overlap
         held = {(m, n): e for m, n, e in live_claims(app.repo)}
-        time.sleep(0.01)
+        later = held[(overlap, "ben")] + 60.0  # a minute into the claim
+        monkeypatch.setattr("store.team.time", SimpleNamespace(time=lambda: later))
         screen._renew_claim()  # the screen's interval timer: a long look keeps the message
         renewed = {(m, n): e for m, n, e in live_claims(app.repo)}
         assert renewed[(overlap, "ben")] > held[(overlap, "ben")]
