@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -29,6 +29,9 @@ from store.names import check_annotator_name
 from store.predictions import PredictionSets
 from store.queue import Suggestion
 from store.team import DECIDING_ROLES, TeamPolicy, claim_next, release, release_all, role_refusal
+
+if TYPE_CHECKING:
+    from store.saving import MessageDisplay, Saved
 
 EVENT_ROW_BATCH = 20_000
 
@@ -356,6 +359,36 @@ class Repository:
             s.commit()
             assert row.id is not None
             return row.id
+
+    def save_label(
+        self, message_id: int, annotator: str, kind: str, labels: Sequence[str] = (), **fields: Any
+    ) -> Saved:
+        """A label (or correction) or skip, the claims, and the next message's view in one
+        transaction (see store.saving.save_and_show for `fields`)."""
+        from store.saving import save_and_show
+
+        if kind == "label":
+            self._check_labels(labels)
+        elif labels:
+            raise StoreError(f"a {kind} event carries no labels")
+        return save_and_show(
+            self.engine,
+            self.team,
+            self.suggestion,
+            message_id=message_id,
+            annotator=annotator,
+            kind=kind,
+            labels=labels,
+            **fields,
+        )
+
+    def message_display(
+        self, message_id: int, annotator: str, before: int, after: int = 0
+    ) -> MessageDisplay:
+        """Everything the annotate screen draws for one message (see store.saving)."""
+        from store.saving import message_display
+
+        return message_display(self.engine, self.suggestion, message_id, annotator, before, after)
 
     def _check_labels(self, labels: Sequence[str]) -> None:
         if not labels:
