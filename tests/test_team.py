@@ -417,7 +417,7 @@ async def test_overlap_coders_do_not_see_each_other(
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         assert isinstance(screen, AnnotateScreen)
-        screen.queue = [overlap]
+        screen.session.requeue([overlap])
         screen._advance()
         await pilot.pause()
         assert screen.current is not None and screen.current.id == overlap

@@ -251,7 +251,7 @@ async def test_undo_puts_every_counter_back(app: TechneApp) -> None:
         await pilot.press("u", "u")
         assert str(bar.render()) == before_bar
         assert s.query_one(SuggestionList).counts == before_counts
-        first_of_batch = s.current.id in s.round_batch
+        first_of_batch = s.current.id in s.session.round_batch
         await pilot.press("1", "enter", "r")
         await app.workers.wait_for_complete()
         await pilot.pause()

@@ -83,8 +83,6 @@ class TechneApp(App[None]):
         self.active_model = repo.artifacts.active()
         self.learning_warmed = False
         """Whether the round code was loaded in the background (maintainers and leads)."""
-        self.latency_probe: list[float] | None = None
-        """Seconds from a save key to the next message painted, when a benchmark asks."""
         repo.ensure_annotator(annotator)
 
     def run(self, *args: Any, **kwargs: Any) -> None:
@@ -109,9 +107,9 @@ class TechneApp(App[None]):
         if self.adjudicate:
             from tui.screens.adjudicate import AdjudicateScreen
 
-            self.push_screen(AdjudicateScreen())
+            self.push_screen(AdjudicateScreen.keyed(self.codebook)())
         else:
-            self.push_screen(AnnotateScreen(self.keys))
+            self.push_screen(AnnotateScreen.keyed(self.codebook, self.keys)())
         if self.repo.annotators().get(self.annotator) in WARM_ROLES:
             self._warm_learning(WARM_AFTER_S)
 
