@@ -43,6 +43,7 @@ class TimedApp(TechneApp):
     """The app, timing each save key from its arrival to the next message painted (the
     screen posts MessageShown after the refresh that shows a message)."""
 
+    CSS_PATH = str(ROOT / "tui" / "app.tcss")
     key_at: float | None = None
     painted: list[float]
 

@@ -126,6 +126,36 @@ time.sleep(600)
 """
 
 
+def test_one_save_is_one_transaction(team: Workspace) -> None:
+    """repo.save_label writes the event, gives the message back, claims the next one and
+    reads it for the screen, all or nothing: a save whose next claim fails writes nothing."""
+    repo = team.open_repository()
+    try:
+        keys = repo.codebook().keys()
+        queue = repo.queue("ana")
+        first = repo.claim_next("ana", queue)
+        assert first is not None
+        saved = repo.save_label(
+            first, "ana", "label", [keys[0]], candidates=queue[1:], before=2, after=1
+        )
+        assert saved.kind == "label" and saved.previous is None and saved.next is not None
+        shown = saved.next.message.id
+        held = {m for m, n, _ in live_claims(repo) if n == "ana"}
+        assert held == {shown}  # the saved message given back, the next one taken
+        assert saved.next.mine is None and saved.next.suggestion == repo.suggestion(shown)
+        assert [t.id for t in saved.next.context] == [t.id for t in repo.context(shown, 2, 1)]
+        again = repo.save_label(first, "ana", "label", [keys[1]], following=shown)
+        assert again.kind == "correct" and again.previous == (keys[0],)
+        assert again.next is not None and again.next.message.id == shown
+        before = repo.events(shown)
+        with pytest.raises(Exception):  # noqa: B017 - the driver's own integrity error
+            repo.save_label(shown, "ana", "skip", candidates=[10**9])  # no such message
+        assert repo.events(shown) == before
+        assert {m for m, n, _ in live_claims(repo) if n == "ana"} == {shown}
+    finally:
+        repo.close()
+
+
 def test_a_killed_sessions_claim_is_released(team: Workspace) -> None:
     """A session killed with SIGKILL cannot release anything: its claim expires instead."""
     lifetime = 3.0

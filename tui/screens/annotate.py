@@ -139,9 +139,9 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, TechneScreen
 
     def _show(self, message_id: int) -> None:
         app = self.techne
-        self._draw(app.repo.message_display(message_id, app.annotator, *self._context()))
+        self._draw(app.repo.message_display(message_id, app.annotator, *self._turns_around()))
 
-    def _context(self) -> tuple[int, int]:
+    def _turns_around(self) -> tuple[int, int]:
         return self.techne.context_before, self.techne.context_after
 
     def _draw(self, display: MessageDisplay) -> None:

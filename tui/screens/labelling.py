@@ -36,7 +36,7 @@ class LabellingMixin(_Base):
         blind: bool
 
         def _show(self, message_id: int) -> None: ...
-        def _context(self) -> tuple[int, int]: ...
+        def _turns_around(self) -> tuple[int, int]: ...
         def _moved_on(self, display: MessageDisplay | None, candidates: list[int]) -> None: ...
 
     def _save_and_move_on(self, kind: str, labels: list[str] | None = None, **fields: Any) -> None:
@@ -48,7 +48,7 @@ class LabellingMixin(_Base):
         record = session.checkpoint(self.current.id)
         following = session.following()
         candidates = [] if following is not None else session.candidates()
-        before, after = self._context()
+        before, after = self._turns_around()
         try:
             saved = app.repo.save_label(
                 self.current.id,
