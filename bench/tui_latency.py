@@ -29,18 +29,40 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from round_bench import build_store  # noqa: E402
+from textual import events  # noqa: E402
 
 from learning.encoders import Encoder  # noqa: E402
 from learning.rounds import run_round  # noqa: E402
 from learning.settings import LearningSettings  # noqa: E402
 from store import Repository, load_workspace  # noqa: E402
-from tui.app import make_app  # noqa: E402
+from tui.app import TechneApp  # noqa: E402
+from tui.messages import MessageShown  # noqa: E402
+
+
+class TimedApp(TechneApp):
+    """The app, timing each save key from its arrival to the next message painted (the
+    screen posts MessageShown after the refresh that shows a message)."""
+
+    CSS_PATH = str(ROOT / "tui" / "app.tcss")
+    key_at: float | None = None
+    painted: list[float]
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and event.key == "enter":
+            self.key_at = time.perf_counter()
+        await super().on_event(event)
+
+    def on_message_shown(self, _: MessageShown) -> None:
+        if self.key_at is not None:
+            self.painted.append(time.perf_counter() - self.key_at)
+            self.key_at = None
 
 
 async def keypress_latency(root: Path, presses: int) -> tuple[list[float], list[float]]:
     """(in-app seconds from the save key to the next message painted, Pilot round trips)."""
-    app = make_app(root, annotator="bench")
-    app.latency_probe = []
+    ws = load_workspace(root)
+    app = TimedApp(ws, ws.open_repository(), "bench")
+    app.painted = []
     round_trips: list[float] = []
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
@@ -54,7 +76,7 @@ async def keypress_latency(root: Path, presses: int) -> tuple[list[float], list[
             round_trips.append(time.perf_counter() - t0)
             assert app.screen.current.id != before  # type: ignore[attr-defined]
     app.repo.close()
-    return app.latency_probe, round_trips
+    return app.painted, round_trips
 
 
 def startup_seconds(root: Path) -> float | None:

@@ -101,13 +101,18 @@ def check_labels(labels: Sequence[str], codebook: Callable[[], CodebookView] | N
 def events(engine: Engine, message_id: int) -> list[EventView]:
     """Every event on a message, oldest first."""
     with Session(engine) as s:
-        rows = s.exec(
-            select(m.AnnotationEvent, m.Annotator.name)
-            .join(m.Annotator)
-            .where(m.AnnotationEvent.message_id == message_id)
-            .order_by(col(m.AnnotationEvent.id))
-        ).all()
-    return [
+        return list(events_in(s, message_id))
+
+
+def events_in(s: Session, message_id: int) -> tuple[EventView, ...]:
+    """`events` inside a caller's session (store.saving reads them in its transaction)."""
+    rows = s.exec(
+        select(m.AnnotationEvent, m.Annotator.name)
+        .join(m.Annotator)
+        .where(m.AnnotationEvent.message_id == message_id)
+        .order_by(col(m.AnnotationEvent.id))
+    ).all()
+    return tuple(
         EventView(
             id=e.id or 0,
             message_id=e.message_id,
@@ -125,7 +130,7 @@ def events(engine: Engine, message_id: int) -> list[EventView]:
             role=e.role,
         )
         for e, name in rows
-    ]
+    )
 
 
 def iter_states(engine: Engine, message_ids: Iterable[int] | None = None) -> Iterator[MessageState]:

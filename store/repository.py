@@ -8,7 +8,7 @@ store.agreement, store.reports, store.artifacts), which take an engine, never a 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -24,6 +24,9 @@ from store.labels import Gold, MessageState
 from store.predictions import PredictionSets
 from store.queue import Suggestion
 from store.team import TeamPolicy
+
+if TYPE_CHECKING:
+    from store.saving import MessageDisplay, Saved
 
 
 class Repository:
@@ -184,6 +187,36 @@ class Repository:
             reason=reason,
             source=source,
         )
+
+    def save_label(
+        self, message_id: int, annotator: str, kind: str, labels: Sequence[str] = (), **fields: Any
+    ) -> Saved:
+        """A label (or correction) or skip, the claims, and the next message's view in one
+        transaction (see store.saving.save_and_show for `fields`)."""
+        from store.saving import save_and_show
+
+        if kind == "label":
+            events.check_labels(labels, self.codebook if self.codebook_key is not None else None)
+        elif labels:
+            raise StoreError(f"a {kind} event carries no labels")
+        return save_and_show(
+            self.engine,
+            self.team,
+            self.suggestion,
+            message_id=message_id,
+            annotator=annotator,
+            kind=kind,
+            labels=labels,
+            **fields,
+        )
+
+    def message_display(
+        self, message_id: int, annotator: str, before: int, after: int = 0
+    ) -> MessageDisplay:
+        """Everything the annotate screen draws for one message (see store.saving)."""
+        from store.saving import message_display
+
+        return message_display(self.engine, self.suggestion, message_id, annotator, before, after)
 
     def events(self, message_id: int) -> list[EventView]:
         """Every event on a message, oldest first."""

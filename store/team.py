@@ -150,52 +150,60 @@ def claim_next(
     annotator's own live claim is renewed and returned.
     """
     with serialised(engine) as conn:
-        now = time.time() if now is None else now
-        expires = now + policy.claim_minutes * 60
-        conn.exec_driver_sql(driver_sql(conn, "DELETE FROM claims WHERE expires_at < ?"), (now,))
-        me = annotator_id(conn, annotator)
-        for start in range(0, len(candidates), SCAN):
-            chunk = list(candidates[start : start + SCAN])
-            marks = ", ".join("?" for _ in chunk)
-            holders: dict[int, set[int]] = {}
-            for mid, who in raw_rows(
-                conn,
-                f"SELECT message_id, annotator_id FROM claims WHERE message_id IN ({marks})",
-                tuple(chunk),
+        return claim_first(conn, policy, annotator_id(conn, annotator), candidates, now)
+
+
+def claim_first(
+    conn: Connection,
+    policy: TeamPolicy,
+    me: int,
+    candidates: Sequence[int],
+    now: float | None = None,
+) -> int | None:
+    """`claim_next` inside the caller's serialised transaction, for annotator id `me`."""
+    now = time.time() if now is None else now
+    expires = now + policy.claim_minutes * 60
+    conn.exec_driver_sql(driver_sql(conn, "DELETE FROM claims WHERE expires_at < ?"), (now,))
+    for start in range(0, len(candidates), SCAN):
+        chunk = list(candidates[start : start + SCAN])
+        marks = ", ".join("?" for _ in chunk)
+        holders: dict[int, set[int]] = {}
+        for mid, who in raw_rows(
+            conn,
+            f"SELECT message_id, annotator_id FROM claims WHERE message_id IN ({marks})",
+            tuple(chunk),
+        ):
+            holders.setdefault(int(mid), set()).add(int(who))
+        states = states_by_id(conn, chunk)
+        for mid in chunk:
+            held = holders.get(mid, set())
+            if me in held:
+                conn.exec_driver_sql(
+                    driver_sql(
+                        conn,
+                        "UPDATE claims SET expires_at = ? "
+                        "WHERE message_id = ? AND annotator_id = ?",
+                    ),
+                    (expires, mid, me),
+                )
+                return mid
+            state = states.get(mid)
+            coders = set(state.coder_labels) if state else set()
+            if state is not None and (
+                str(me) in coders or str(me) in state.skipped_by or state.adjudicated is not None
             ):
-                holders.setdefault(int(mid), set()).add(int(who))
-            states = states_by_id(conn, chunk)
-            for mid in chunk:
-                held = holders.get(mid, set())
-                if me in held:
-                    conn.exec_driver_sql(
-                        driver_sql(
-                            conn,
-                            "UPDATE claims SET expires_at = ? "
-                            "WHERE message_id = ? AND annotator_id = ?",
-                        ),
-                        (expires, mid, me),
-                    )
-                    return mid
-                state = states.get(mid)
-                coders = set(state.coder_labels) if state else set()
-                if state is not None and (
-                    str(me) in coders
-                    or str(me) in state.skipped_by
-                    or state.adjudicated is not None
-                ):
-                    continue
-                taken = len(coders | {str(h) for h in held})
-                if taken < policy.coders_needed(mid):
-                    conn.exec_driver_sql(
-                        driver_sql(
-                            conn,
-                            "INSERT INTO claims (message_id, annotator_id, claimed_at, expires_at)"
-                            " VALUES (?, ?, ?, ?)",
-                        ),
-                        (mid, me, now, expires),
-                    )
-                    return mid
+                continue
+            taken = len(coders | {str(h) for h in held})
+            if taken < policy.coders_needed(mid):
+                conn.exec_driver_sql(
+                    driver_sql(
+                        conn,
+                        "INSERT INTO claims (message_id, annotator_id, claimed_at, expires_at)"
+                        " VALUES (?, ?, ?, ?)",
+                    ),
+                    (mid, me, now, expires),
+                )
+                return mid
     return None
 
 

@@ -305,7 +305,7 @@ async def test_disk_full_while_saving_in_the_app(store_url: str, tmp_path: Path)
             assert "disk is full" in status or "No space left" in status
             assert screen.current is not None and screen.current.id == first
             assert app.repo.events(first) == []
-            assert screen.saved == 0 and not screen.undo_stack
+            assert screen.session.saved == 0 and not screen.session.undo_stack
             event.remove(app.repo.engine, "before_cursor_execute", refuse)
             await pilot.press("enter")
             await pilot.pause()

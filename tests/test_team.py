@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -124,6 +125,36 @@ repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key,
 print(repo.claim_next("ana", repo.queue("ana", limit=5)), flush=True)
 time.sleep(600)
 """
+
+
+def test_one_save_is_one_transaction(team: Workspace) -> None:
+    """repo.save_label writes the event, gives the message back, claims the next one and
+    reads it for the screen, all or nothing: a save whose next claim fails writes nothing."""
+    repo = team.open_repository()
+    try:
+        keys = repo.codebook().keys()
+        queue = repo.queue("ana")
+        first = repo.claim_next("ana", queue)
+        assert first is not None
+        saved = repo.save_label(
+            first, "ana", "label", [keys[0]], candidates=queue[1:], before=2, after=1
+        )
+        assert saved.kind == "label" and saved.previous is None and saved.next is not None
+        shown = saved.next.message.id
+        held = {m for m, n, _ in live_claims(repo) if n == "ana"}
+        assert held == {shown}  # the saved message given back, the next one taken
+        assert saved.next.mine is None and saved.next.suggestion == repo.suggestion(shown)
+        assert [t.id for t in saved.next.context] == [t.id for t in repo.context(shown, 2, 1)]
+        again = repo.save_label(first, "ana", "label", [keys[1]], following=shown)
+        assert again.kind == "correct" and again.previous == (keys[0],)
+        assert again.next is not None and again.next.message.id == shown
+        before = repo.events(shown)
+        with pytest.raises(Exception):  # noqa: B017 - the driver's own integrity error
+            repo.save_label(shown, "ana", "skip", candidates=[10**9])  # no such message
+        assert repo.events(shown) == before
+        assert {m for m, n, _ in live_claims(repo) if n == "ana"} == {shown}
+    finally:
+        repo.close()
 
 
 def test_a_killed_sessions_claim_is_released(team: Workspace) -> None:
@@ -398,7 +429,9 @@ async def test_annotating_claims_and_saves_on_either_backend(team: Workspace) ->
     second.repo.close()
 
 
-async def test_overlap_coders_do_not_see_each_other(team: Workspace) -> None:
+async def test_overlap_coders_do_not_see_each_other(
+    team: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An overlap item coded by one expert reaches a second expert with nothing of the first
     expert's label on screen: the selection starts where it would for a fresh message."""
     from tui.app import make_app
@@ -415,12 +448,13 @@ async def test_overlap_coders_do_not_see_each_other(team: Workspace) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         assert isinstance(screen, AnnotateScreen)
-        screen.queue = [overlap]
+        screen.session.requeue([overlap])
         screen._advance()
         await pilot.pause()
         assert screen.current is not None and screen.current.id == overlap
         held = {(m, n): e for m, n, e in live_claims(app.repo.engine)}
-        time.sleep(0.01)
+        later = held[(overlap, "ben")] + 60.0  # a minute into the claim
+        monkeypatch.setattr("store.team.time", SimpleNamespace(time=lambda: later))
         screen._renew_claim()  # the screen's interval timer: a long look keeps the message
         renewed = {(m, n): e for m, n, e in live_claims(app.repo.engine)}
         assert renewed[(overlap, "ben")] > held[(overlap, "ben")]

@@ -69,12 +69,19 @@ async def test_digits_and_hotkeys_choose_a_technique(app: TechneApp) -> None:
     when it differs from the model's choice."""
     book = app.codebook
     async with app.run_test(size=SIZE) as pilot:
+        shown = [screen(app).suggestion]
         await pilot.press("2", "enter")
+        shown.append(screen(app).suggestion)
         hotkey_technique = book.techniques[4]
         await pilot.press(hotkey_technique.hotkey or "", "enter")
         first, second = events(app)
         assert first.labels == (book.techniques[1].key,)
         assert second.labels == (hotkey_technique.key,)
+        for saved, suggestion in zip((first, second), shown, strict=True):
+            assert suggestion is not None
+            assert saved.accepted_suggestion is (saved.labels == (suggestion.top_label,))
+        # the demo's suggestions make at least one of the two a choice against the model
+        assert False in (first.accepted_suggestion, second.accepted_suggestion)
 
 
 async def test_skip_flag_note_and_undo(app: TechneApp) -> None:
@@ -170,16 +177,16 @@ async def test_b_turns_blind_on_for_the_message_on_screen(app: TechneApp) -> Non
 
 async def test_find_jumps_to_a_message(app: TechneApp) -> None:
     """/ searches message text and jumps to the chosen match."""
-    target = next(
-        m for m in app.repo.iter_messages(labelable_only=True) if "patch" in m.text.lower()
-    )
     async with app.run_test(size=SIZE) as pilot:
+        before = screen(app).current
+        assert before is not None and "patch" not in before.text.lower()
         await pilot.press("slash", *"patch", "enter")
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
-        assert screen(app).current.id == app.repo.search("patch")[0].id
-        assert "patch" in target.text.lower()
+        jumped = screen(app).current
+        assert jumped is not None and "patch" in jumped.text.lower()
+        assert jumped.id == app.repo.search("patch")[0].id
 
 
 async def test_retrain_runs_in_a_worker_and_refreshes(app: TechneApp) -> None:
@@ -244,7 +251,7 @@ async def test_undo_puts_every_counter_back(app: TechneApp) -> None:
         await pilot.press("u", "u")
         assert str(bar.render()) == before_bar
         assert s.query_one(SuggestionList).counts == before_counts
-        first_of_batch = s.current.id in s.round_batch
+        first_of_batch = s.current.id in s.session.round_batch
         await pilot.press("1", "enter", "r")
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -257,12 +264,12 @@ async def test_maintainers_sessions_load_the_round_code_in_the_background(
 ) -> None:
     """A maintainer's session imports the round code once the screen is up (so the first
     r is as fast as the next); an expert's session does not."""
-    monkeypatch.setattr("tui.app.WARM_AFTER_S", 0.01)
+    monkeypatch.setattr("tui.app.WARM_AFTER_S", 0.0)
     assert main(["-w", str(workspace), "annotators", "add", "lee", "--role", "maintainer"]) == 0
     for name, warms in (("lee", True), ("dana", False)):
         app = make_app(workspace, annotator=name)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.2)
+            await pilot.pause()  # mounted: the warm-up worker, if any, has started
             await app.workers.wait_for_complete()
             assert app.learning_warmed is warms
         app.repo.close()
@@ -391,10 +398,10 @@ async def test_adjudication_needs_an_explicit_decision(workspace: Path) -> None:
 
 
 async def test_multi_label_keys_toggle_then_save(workspace: Path) -> None:
-    """In a multi-label codebook, technique keys toggle and enter saves all toggled labels."""
+    """In a multi-label codebook, technique keys toggle and enter saves all toggled labels;
+    the workspace's own codebook stays the one in techne.toml."""
     from store import load_workspace, parse_codebook
 
-    ws = load_workspace(workspace)
     app = make_app(workspace, annotator="dana")
     book = parse_codebook(
         {
@@ -419,7 +426,7 @@ async def test_multi_label_keys_toggle_then_save(workspace: Path) -> None:
         await pilot.press("enter")  # nothing toggled: a warning, nothing saved
         assert len(events(app)) == 1 and screen(app).current.id == second.id
     app.repo.close()
-    assert ws.codebook_key == "mi"
+    assert load_workspace(workspace).codebook_key == "mi"
 
 
 async def test_keys_can_be_rebound_in_techne_toml(workspace: Path) -> None:

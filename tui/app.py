@@ -7,6 +7,7 @@ import atexit
 import gc
 import getpass
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 from textual.notifications import SeverityLevel
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from store import CodebookView, Repository, Workspace, load_workspace
 from tui.safe import clip, shown
@@ -82,8 +83,6 @@ class TechneApp(App[None]):
         self.active_model = repo.artifacts.active()
         self.learning_warmed = False
         """Whether the round code was loaded in the background (maintainers and leads)."""
-        self.latency_probe: list[float] | None = None
-        """Seconds from a save key to the next message painted, when a benchmark asks."""
         repo.ensure_annotator(annotator)
 
     def run(self, *args: Any, **kwargs: Any) -> None:
@@ -108,16 +107,20 @@ class TechneApp(App[None]):
         if self.adjudicate:
             from tui.screens.adjudicate import AdjudicateScreen
 
-            self.push_screen(AdjudicateScreen())
+            self.push_screen(AdjudicateScreen.keyed(self.codebook)())
         else:
-            self.push_screen(AnnotateScreen(self.keys))
+            self.push_screen(AnnotateScreen.keyed(self.codebook, self.keys)())
         if self.repo.annotators().get(self.annotator) in WARM_ROLES:
-            self.set_timer(WARM_AFTER_S, self._warm_learning)
+            self._warm_learning(WARM_AFTER_S)
 
     @work(thread=True, exit_on_error=False, group="warm", description="load the learning code")
-    def _warm_learning(self) -> None:
-        """Import the round code (scikit-learn, small-text: 1.5-2 s in a fresh process) once
-        the screen is up, so a maintainer's first retrain is as fast as the ones after it."""
+    def _warm_learning(self, after_s: float) -> None:
+        """Import the round code (scikit-learn, small-text: 1.5-2 s in a fresh process)
+        `after_s` seconds after the screen is up, so a maintainer's first retrain is as fast
+        as the ones after it. A worker from the start: tests wait on it, not on a clock."""
+        time.sleep(after_s)
+        if get_current_worker().is_cancelled:
+            return
         import learning.rounds  # noqa: F401
         from learning import small_text_core
 

@@ -9,12 +9,11 @@ from textual.message import Message
 
 
 @dataclass
-class LabelSaved(Message):
-    """An event was committed for a message."""
+class MessageShown(Message):
+    """The annotate screen painted a message (after the refresh that shows it): what a
+    benchmark times a save key against."""
 
     message_id: int
-    event_id: int
-    kind: str
 
 
 @dataclass
@@ -35,13 +34,6 @@ class RoundFinished(Message):
     tag: str
     macro_f1: float | None
     queued: int
-
-
-@dataclass
-class RoundFailed(Message):
-    """A retrain round stopped; the previous model stays active."""
-
-    error: str
 
 
 @dataclass

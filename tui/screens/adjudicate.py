@@ -3,39 +3,31 @@ side with notes and flags; the lead's decision is an `adjudicate` event (the gol
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich import box
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.events import Resize
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from store import Dispute
+from store import CodebookView, Dispute
 from tui.failures import ENVIRONMENTAL, failure_text
 from tui.safe import literal, shown
+from tui.screens.base import TechneScreen, choose_bindings
 from tui.screens.prompt import PromptScreen
-from tui.widgets.conversation import ContextView, MessageCard, NextView
+from tui.widgets.message_pane import MessagePane
 
-NARROW = 100
-"""At this many columns or fewer the dispute list sits above the detail."""
-SHORT = 32
-"""At this many rows or fewer the message loses its box."""
 NONE = -1
 """No decision chosen yet: enter refuses."""
 
-if TYPE_CHECKING:
-    from tui.app import TechneApp
 
-
-class AdjudicateScreen(Screen[None]):
+class AdjudicateScreen(TechneScreen):
     """Up/down picks a dispute, digits (or a technique's letter) pick the decision, enter saves.
-    Opened by `techne adjudicate` or shift+a in the annotate screen (leads only)."""
+    Opened by `techne adjudicate` or shift+a in the annotate screen (leads only), as
+    `AdjudicateScreen.keyed(codebook)()`: the technique keys depend on the codebook. Narrow
+    terminals put the dispute list above the detail; short ones take the message's box."""
 
     BINDINGS = [
         ("q,escape", "leave", "Quit/back"),
@@ -55,22 +47,20 @@ class AdjudicateScreen(Screen[None]):
         self.disputes: list[Dispute] = []
         self.note: str | None = None
         self.decided = 0
+        self.pane = MessagePane("dispute-context", "dispute-next")
 
-    @property
-    def techne(self) -> TechneApp:
-        from tui.app import TechneApp
-
-        assert isinstance(self.app, TechneApp)
-        return self.app
+    @classmethod
+    def keyed(cls, codebook: CodebookView) -> type[AdjudicateScreen]:
+        return cls.with_keys(choose_bindings(codebook))
 
     def compose(self) -> ComposeResult:
         yield Static(id="adjudicate-bar")
         with Horizontal(id="adjudicate-main"):
             yield DataTable(id="disputes", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="dispute-detail"):
-                yield ContextView(id="dispute-context")
-                yield MessageCard(id="message")
-                yield NextView(id="dispute-next")
+                yield self.pane.context
+                yield self.pane.card
+                yield self.pane.next
                 yield Static(id="coders")
         yield Static(id="decision")
         yield Footer()
@@ -78,18 +68,8 @@ class AdjudicateScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("message", "why", "coders")
-        for index, technique in enumerate(self.techne.codebook.techniques):
-            if technique.hotkey:
-                self._bindings.bind(technique.hotkey, f"choose({index})", show=False)
-            if index < 9:
-                self._bindings.bind(str(index + 1), f"choose({index})", show=False)
         self.reload()
         table.focus()
-
-    def on_resize(self, event: Resize) -> None:
-        """Narrow terminals: the dispute list above the detail instead of beside it."""
-        self.set_class(event.size.width <= NARROW, "narrow")
-        self.set_class(event.size.height <= SHORT, "short")
 
     def reload(self) -> None:
         repo = self.techne.repo
@@ -128,18 +108,14 @@ class AdjudicateScreen(Screen[None]):
         dispute = self.current
         coders = self.query_one("#coders", Static)
         if dispute is None:
-            self.query_one(MessageCard).update(Text("No open disputes. q goes back."))
-            self.query_one(ContextView).update("")
-            self.query_one(NextView).update("")
+            self.pane.clear("No open disputes. q goes back.")
             coders.update("")
             self.query_one("#decision", Static).update("")
             return
         repo, app = self.techne.repo, self.techne
         message = repo.message(dispute.message_id)
         turns = repo.context(message.id, app.context_before, max(1, app.context_after))
-        self.query_one(ContextView).show([t for t in turns if t.position < message.position])
-        self.query_one(NextView).show([t for t in turns if t.position > message.position])
-        self.query_one(MessageCard).show(message)
+        self.pane.show(message, turns)
         self.choice = NONE  # the lead decides explicitly; nothing is pre-chosen
         coders.update(self._side_by_side(dispute))
         self.watch_choice(self.choice)

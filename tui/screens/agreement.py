@@ -4,23 +4,20 @@ technique, and each expert against the model's suggestion, with item counts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui.agreement_view import agreement_view
-
-if TYPE_CHECKING:
-    from tui.app import TechneApp
+from tui.screens.base import TechneScreen
 
 
-class AgreementScreen(Screen[None]):
+class AgreementScreen(TechneScreen):
     """Read-only; computed in a worker. escape or G goes back."""
 
     BINDINGS = [("q,escape,G", "app.pop_screen", "Back"), ("f1", "app.help", "Help")]
@@ -36,13 +33,6 @@ class AgreementScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._compute_agreement()
-
-    @property
-    def techne(self) -> TechneApp:
-        from tui.app import TechneApp
-
-        assert isinstance(self.app, TechneApp)
-        return self.app
 
     @work(thread=True, exclusive=True, exit_on_error=False, description="agreement")
     def _compute_agreement(self) -> None:

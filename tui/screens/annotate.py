@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
-from store import MessageView
+from store import CodebookView, MessageView
 from store.queue import Suggestion
+from store.saving import MessageDisplay
+from tui.messages import MessageShown
 from tui.safe import shown
-from tui.screens.labelling import LabellingMixin, Undo
+from tui.screens.base import TechneScreen, choose_bindings
+from tui.screens.labelling import LabellingMixin
 from tui.screens.navigation import NavigationMixin
 from tui.screens.overlays import CodebookOverlay
 from tui.screens.retrain import RetrainMixin
+from tui.session import Session
 from tui.widgets.codebook_panel import CodebookPanel
-from tui.widgets.conversation import ContextView, MessageCard, NextView, marks
+from tui.widgets.conversation import marks
+from tui.widgets.message_pane import MessagePane
 from tui.widgets.suggestions import NONE, SuggestionList
-
-if TYPE_CHECKING:
-    from tui.app import TechneApp
-
-NARROW = 100
-"""At this many columns or fewer the codebook panel folds away (`?` shows it on top)."""
-SHORT = 32
-"""At this many rows or fewer the boxes lose their borders so more turns fit."""
-
-RATE_AFTER_S = 300.0
-"""The labels-per-hour rate shows once the session is this old."""
 
 DEFAULT_KEYS = {
     "quit": ("q", "Quit"),
@@ -59,40 +52,39 @@ DEFAULT_KEYS = {
 }
 
 
-class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]):
-    """Shows one message at a time; every save is committed before the next appears."""
+def annotate_bindings(codebook: CodebookView, keys: dict[str, str] | None) -> list[BindingType]:
+    """Every action's key (the workspace's [keys] over the defaults), then the techniques'."""
+    bindings: list[BindingType] = [
+        Binding((keys or {}).get(action, default), action, description, show=bool(description))
+        for action, (default, description) in DEFAULT_KEYS.items()
+    ]
+    return bindings + choose_bindings(codebook)
+
+
+class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, TechneScreen):
+    """Shows one message at a time; every save is committed before the next appears.
+    Open it with `AnnotateScreen.keyed(codebook, keys)()`: the keys depend on both."""
 
     blind: reactive[bool] = reactive(False)
     """Suggestions hidden until a choice is made (counters anchoring on the model)."""
     show_codebook: reactive[bool] = reactive(True)
     """Whether the codebook panel is visible."""
 
-    def __init__(self, keys: dict[str, str] | None = None) -> None:
+    @classmethod
+    def keyed(
+        cls, codebook: CodebookView, keys: dict[str, str] | None = None
+    ) -> type[AnnotateScreen]:
+        return cls.with_keys(annotate_bindings(codebook, keys))
+
+    def __init__(self) -> None:
         super().__init__()
-        for action, (default, description) in DEFAULT_KEYS.items():
-            bound = (keys or {}).get(action, default)
-            self._bindings.bind(bound, action, description, show=bool(description))
-        self.queue: list[int] = []
-        self.history: list[int] = []
-        self.position = -1
+        self.session = Session()
+        self.pane = MessagePane("context", "next")
         self.current: MessageView | None = None
         self.suggestion: Suggestion | None = None
         self.shown_at = time.monotonic()
-        self.undo_stack: list[Undo] = []
-        self.round_batch: list[int] = []
-        self.coded: set[int] = set()
-        self.saved = 0
-        self.started = time.monotonic()
         self.retraining = threading.Event()
-        self.key_at: float | None = None
-        """When the key that led to the message on screen was handled (for latency probes)."""
-
-    @property
-    def techne(self) -> TechneApp:
-        from tui.app import TechneApp
-
-        assert isinstance(self.app, TechneApp)
-        return self.app
+        """Set while a round runs; a second `r` says so instead of starting another."""
 
     def compose(self) -> ComposeResult:
         app = self.techne
@@ -100,9 +92,9 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 with VerticalScroll(id="context-scroll"):
-                    yield ContextView(id="context")
-                yield MessageCard(id="message")
-                yield NextView(id="next")
+                    yield self.pane.context
+                yield self.pane.card
+                yield self.pane.next
                 yield SuggestionList(app.codebook, id="suggestions")
             yield CodebookPanel(id="codebook")
         yield ProgressBar(id="round-progress", show_eta=False)
@@ -111,24 +103,25 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
 
     def on_mount(self) -> None:
         app = self.techne
+        repo = app.repo
         self.blind = app.blind
-        for index, technique in enumerate(app.codebook.techniques):
-            if technique.hotkey:
-                self._bindings.bind(technique.hotkey, f"choose({index})", show=False)
-            if index < 9:
-                self._bindings.bind(str(index + 1), f"choose({index})", show=False)
         self.query_one("#round-progress").display = False
         self.query_one("#statusline").display = False
-        self.query_one(SuggestionList).counts = dict(app.repo.status()["labelled_per_technique"])
-        self.round_batch = self._latest_batch()
-        self.coded = {m for m in self.round_batch if app.repo.current_labels(m, app.annotator)}
-        self.queue = app.repo.queue(app.annotator)
+        batch = self._latest_batch()
+        self.session = Session(
+            counts=dict(repo.status()["labelled_per_technique"]),
+            batch=batch,
+            coded=[m for m in batch if repo.current_labels(m, app.annotator)],
+        )
+        # the panel shows the session's own dict: every save and undo is on screen at once
+        self.query_one(SuggestionList).counts = self.session.counts
+        self.session.requeue(repo.queue(app.annotator))
         self._advance()
         # An expert who stays on one message keeps it: renew the claim well before it expires.
-        self.set_interval(max(5.0, app.repo.team.claim_minutes * 20), self._renew_claim)
+        self.set_interval(max(5.0, repo.team.claim_minutes * 20), self._renew_claim)
 
     def _renew_claim(self) -> None:
-        if self.current is not None and self.current.id not in self.coded:
+        if self.current is not None and self.current.id not in self.session.coded:
             self.techne.repo.claim_next(self.techne.annotator, [self.current.id])
 
     def _latest_batch(self) -> list[int]:
@@ -139,31 +132,27 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
 
     def on_resize(self, event: Resize) -> None:
         """Fold the codebook panel away on narrow terminals, drop borders on short ones."""
-        self.set_class(event.size.width <= NARROW, "narrow")
-        self.set_class(event.size.height <= SHORT, "short")
+        super().on_resize(event)
         self.watch_show_codebook(self.show_codebook)
-
-    @property
-    def narrow(self) -> bool:
-        return self.has_class("narrow")
 
     # -- showing ------------------------------------------------------------------------------
 
     def _show(self, message_id: int) -> None:
         app = self.techne
-        repo = app.repo
-        message = repo.message(message_id)
+        self._draw(app.repo.message_display(message_id, app.annotator, *self._turns_around()))
+
+    def _turns_around(self) -> tuple[int, int]:
+        return self.techne.context_before, self.techne.context_after
+
+    def _draw(self, display: MessageDisplay) -> None:
+        app = self.techne
+        message, mine = display.message, display.mine
         self.current = message
-        turns = repo.context(message.id, app.context_before, app.context_after)
-        self.query_one(ContextView).show([t for t in turns if t.position < message.position])
-        self.query_one(NextView).show([t for t in turns if t.position > message.position])
-        self.query_one("#next").display = app.context_after > 0
-        self.suggestion = repo.suggestion(message.id)
-        mine = repo.current_labels(message.id, app.annotator)
         names = {t.key: t.name for t in app.codebook.techniques}
-        self.query_one(MessageCard).show(
-            message, marks(repo.events(message.id), app.annotator, names, mine)
-        )
+        mark = marks(display.events, app.annotator, names, mine)
+        self.pane.show(message, display.context, mark)
+        self.pane.next.display = app.context_after > 0
+        self.suggestion = display.suggestion
         keys = app.codebook.keys()
         if mine:
             selected = keys.index(mine[0]) if mine[0] in keys else 0
@@ -184,62 +173,70 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
         self.query_one("#context-scroll", VerticalScroll).scroll_end(animate=False)
         self.shown_at = time.monotonic()
         self._update_topbar()
-        probe = self.techne.latency_probe
-        if self.key_at is not None and probe is not None:
-            started, self.key_at = self.key_at, None
-            self.call_after_refresh(lambda: probe.append(time.perf_counter() - started))
+        self.call_after_refresh(self.post_message, MessageShown(message.id))
 
     def _show_codebook_for(self, index: int) -> None:
         techniques = self.techne.codebook.techniques
         self.query_one(CodebookPanel).show(techniques[index] if index != NONE else None)
 
     def _update_topbar(self) -> None:
-        app = self.techne
+        app, session = self.techne, self.session
         model = app.active_model
-        elapsed = time.monotonic() - self.started
         bar = Text(no_wrap=True, overflow="ellipsis")
         bar.append(" Techne ", style="bold reverse")
         if self.blind:
             bar.append(" BLIND ", style="bold reverse")
         bar.append(f" {shown(app.annotator)} · {shown(app.codebook.key)} · ")
         bar.append(f"model {shown(model.tag) if model else 'none'} · ")
-        total = len(self.history) + len(self.queue)
-        bar.append(f"message {self.position + 1} of {total} · " if self.current else "done · ")
-        if self.round_batch:
-            done = sum(1 for m in self.round_batch if m in self.coded)
-            bar.append(f"batch {done}/{len(self.round_batch)} · ")
-        bar.append(f"{self.saved} saved")
-        if elapsed >= RATE_AFTER_S:  # a rate over the first minutes says nothing
-            bar.append(f", {self.saved / (elapsed / 3600):.0f}/h")
+        where = f"message {session.position + 1} of {session.total} · "
+        bar.append(where if self.current else "done · ")
+        if session.round_batch:
+            bar.append(f"batch {session.batch_done()}/{len(session.round_batch)} · ")
+        bar.append(f"{session.saved} saved")
+        rate = session.rate()
+        if rate is not None:  # a rate over the first minutes says nothing
+            bar.append(f", {rate:.0f}/h")
         self.query_one("#topbar", Static).update(bar)
 
     def _advance(self, refreshed: bool = False) -> None:
         """Show the next message: forward in this session's history, else the first queued
         message this annotator can claim (others may be coding the ones before it)."""
-        if self.position + 1 < len(self.history):
-            self.position += 1
-            self._show(self.history[self.position])
+        session = self.session
+        if session.following() is not None:
+            self._show(session.forward())
             return
         app = self.techne
-        candidates = [m for m in self.queue if m not in self.history]
+        candidates = session.candidates()
         mid = app.repo.claim_next(app.annotator, candidates) if candidates else None
         if mid is not None:
-            self.queue = candidates[candidates.index(mid) + 1 :]
-            self.history.append(mid)
-            self.position = len(self.history) - 1
+            session.claimed(mid, candidates)
             self._show(mid)
             return
         if not refreshed:
-            self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
+            session.requeue(app.repo.queue(app.annotator))
             self._advance(refreshed=True)
             return
-        self.queue = []
+        self._queue_empty()
+
+    def _moved_on(self, display: MessageDisplay | None, candidates: list[int]) -> None:
+        """After a save: draw the message the store returned with it, else look further."""
+        session = self.session
+        if display is None:
+            session.requeue([])  # none of the candidates could be claimed: ask again
+            self._advance()
+            return
+        if session.following() is not None:
+            session.forward()
+        else:
+            session.claimed(display.message.id, candidates)
+        self._draw(display)
+
+    def _queue_empty(self) -> None:
+        self.session.requeue([])
         self.current = None
-        self.query_one(MessageCard).update(
-            Text("The queue is empty: every message is coded. Press r to retrain, q to quit.")
+        self.pane.clear(
+            "The queue is empty: every message is coded. Press r to retrain, q to quit."
         )
-        self.query_one(ContextView).update("")
-        self.query_one(NextView).update("")
         self.query_one(SuggestionList).show(None, NONE)  # nothing to choose for
         self._show_codebook_for(NONE)
         self._update_topbar()
@@ -271,16 +268,12 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
         self._show_codebook_for(suggestions.selected)
 
     def action_back(self) -> None:
-        if self.position > 0:
-            self.position -= 1
-            self._show(self.history[self.position])
+        previous = self.session.back()
+        if previous is not None:
+            self._show(previous)
 
     def action_forward(self) -> None:
-        if self.position + 1 < len(self.history):
-            self.position += 1
-            self._show(self.history[self.position])
-        else:
-            self._advance()
+        self._advance()
 
     def action_blind(self) -> None:
         """Blind on: the current message forgets the model's choice unless the expert has
@@ -311,9 +304,7 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, Screen[None]
         from what this session coded of the previous batch."""
         app = self.techne
         app.active_model = app.repo.artifacts.active()
-        self.queue = [m for m in app.repo.queue(app.annotator) if m not in self.history]
-        done = [m for m in self.round_batch if m in self.coded]
-        self.round_batch = done + [m for m in self._latest_batch() if m not in done]
+        self.session.new_round(app.repo.queue(app.annotator), self._latest_batch())
         if self.current is not None:
             self.suggestion = app.repo.suggestion(self.current.id)
             suggestions = self.query_one(SuggestionList)

@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.events import Resize
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
@@ -29,16 +27,12 @@ from tui.insights_view import (
     summary_table,
 )
 from tui.safe import literal
-
-if TYPE_CHECKING:
-    from tui.app import TechneApp
+from tui.screens.base import TechneScreen
 
 SOURCES = ("gold", "model", "both")
-NARROW = 100
-"""At this many columns or fewer the parts stack and the screen scrolls."""
 
 
-class InsightsScreen(Screen[None]):
+class InsightsScreen(TechneScreen):
     """s cycles the label source, o the outcome field, g swaps the two groups."""
 
     BINDINGS = [
@@ -74,13 +68,6 @@ class InsightsScreen(Screen[None]):
         self.report: dict[str, Any] | None = None
         self.fields: list[str] = []
 
-    @property
-    def techne(self) -> TechneApp:
-        from tui.app import TechneApp
-
-        assert isinstance(self.app, TechneApp)
-        return self.app
-
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="insights"):
             yield Static(id="insights-header")
@@ -90,10 +77,6 @@ class InsightsScreen(Screen[None]):
                 yield PlotextPlot(id="insights-forest")
             yield DataTable(id="insights-profiles", zebra_stripes=True)
         yield Footer()
-
-    def on_resize(self, event: Resize) -> None:
-        """Narrow terminals: tables, forest plot and profiles one under the other."""
-        self.set_class(event.size.width <= NARROW, "narrow")
 
     def on_mount(self) -> None:
         self.query_one("#insights-header", Static).update(Text("Computing insights…"))

@@ -4,7 +4,6 @@ the counters undo puts back."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -12,20 +11,16 @@ from textual.widgets import Static
 
 from store import MessageView
 from store.queue import Suggestion
+from store.saving import MessageDisplay
 from tui.failures import ENVIRONMENTAL, failure_text
-from tui.messages import LabelSaved
 from tui.safe import shown
+from tui.screens.base import TechneScreen
 from tui.screens.prompt import PromptScreen
+from tui.session import Session
 from tui.widgets.suggestions import NONE, SuggestionList
 
 if TYPE_CHECKING:
-    from textual.screen import Screen
-
-    from tui.app import TechneApp
-
-
-if TYPE_CHECKING:
-    _Base = Screen[None]
+    _Base = TechneScreen
 else:
     _Base = object
 
@@ -34,35 +29,58 @@ class LabellingMixin(_Base):
     """Actions found by name along the AnnotateScreen's MRO."""
 
     if TYPE_CHECKING:
-
-        @property
-        def techne(self) -> TechneApp: ...
-
+        session: Session
         current: MessageView | None
         suggestion: Suggestion | None
-        history: list[int]
-        position: int
         shown_at: float
-        key_at: float | None
-        saved: int
-        coded: set[int]
         blind: bool
-        undo_stack: list[Undo]
 
         def _show(self, message_id: int) -> None: ...
-        def _advance(self, refreshed: bool = False) -> None: ...
+        def _turns_around(self) -> tuple[int, int]: ...
+        def _moved_on(self, display: MessageDisplay | None, candidates: list[int]) -> None: ...
 
-    def _save(self, kind: str, labels: list[str] | None = None, **fields: Any) -> int | None:
-        """The saved event's id; None when the store refused it (disk full, database gone):
-        then the error is shown in place and the message stays on screen, unconfirmed."""
-        app = self.techne
+    def _save_and_move_on(self, kind: str, labels: list[str] | None = None, **fields: Any) -> None:
+        """Save a label or skip and show the next message, in one call to the store. When the
+        store refuses (disk full, database gone) the error is shown in place and the message
+        stays on screen, unconfirmed."""
+        app, session = self.techne, self.session
         assert self.current is not None
+        record = session.checkpoint(self.current.id)
+        following = session.following()
+        candidates = [] if following is not None else session.candidates()
+        before, after = self._turns_around()
         try:
-            event_id = app.repo.add_event(
+            saved = app.repo.save_label(
                 self.current.id,
                 app.annotator,
                 kind,
                 labels or [],
+                model_version_id=self.suggestion.model_version_id if self.suggestion else None,
+                seconds=round(time.monotonic() - self.shown_at, 3),
+                following=following,
+                candidates=candidates,
+                before=before,
+                after=after,
+                **fields,
+            )
+        except ENVIRONMENTAL as exc:
+            self._not_saved(exc)
+            return
+        if kind == "skip":
+            session.saved_other(record, saved.event_id)
+        else:
+            session.labelled(record, saved.event_id, labels or [], saved.previous)
+        self._moved_on(saved.next, candidates)
+
+    def _add_event(self, kind: str, **fields: Any) -> int | None:
+        """A flag or note event's id; None when the store refused it (said in place)."""
+        app = self.techne
+        assert self.current is not None
+        try:
+            return app.repo.add_event(
+                self.current.id,
+                app.annotator,
+                kind,
                 model_version_id=self.suggestion.model_version_id if self.suggestion else None,
                 seconds=round(time.monotonic() - self.shown_at, 3),
                 **fields,
@@ -70,8 +88,6 @@ class LabellingMixin(_Base):
         except ENVIRONMENTAL as exc:
             self._not_saved(exc)
             return None
-        self.post_message(LabelSaved(self.current.id, event_id, kind))
-        return event_id
 
     def _not_saved(self, exc: BaseException) -> None:
         problem = f"NOT SAVED: {failure_text(exc)}"
@@ -80,20 +96,9 @@ class LabellingMixin(_Base):
         status.display = True
         self.notify(problem, severity="error", markup=False)
 
-    def _counters(self, event_id: int, message_id: int) -> Undo:
-        """Every counter as it is now, for undo to put back."""
-        return Undo(
-            event_id,
-            message_id,
-            dict(self.query_one(SuggestionList).counts),
-            self.saved,
-            message_id in self.coded,
-        )
-
     def action_accept(self) -> None:
         if self.current is None:
             return
-        self.key_at = time.perf_counter()
         app = self.techne
         suggestions = self.query_one(SuggestionList)
         if app.codebook.multi_label:
@@ -115,32 +120,12 @@ class LabellingMixin(_Base):
         accepted = (
             self.suggestion is not None and not self.blind and labels == [self.suggestion.top_label]
         )
-        had = app.repo.current_labels(self.current.id, app.annotator)
-        record = self._counters(0, self.current.id)
-        event_id = self._save("correct" if had else "label", labels, accepted_suggestion=accepted)
-        if event_id is None:
-            return
-        record.event_id = event_id
-        self.undo_stack.append(record)
-        self.saved += 1
-        self.coded.add(self.current.id)
-        counts = suggestions.counts
-        for label in labels:
-            counts[label] = counts.get(label, 0) + 1
-        for label in had or ():
-            counts[label] = max(0, counts.get(label, 0) - 1)
-        self._advance()
+        self._save_and_move_on("label", labels, accepted_suggestion=accepted)
 
     def action_skip(self) -> None:
         if self.current is None:
             return
-        record = self._counters(0, self.current.id)
-        event_id = self._save("skip")
-        if event_id is None:
-            return
-        record.event_id = event_id
-        self.undo_stack.append(record)
-        self._advance()
+        self._save_and_move_on("skip")
 
     def action_flag(self) -> None:
         if self.current is None:
@@ -148,12 +133,11 @@ class LabellingMixin(_Base):
 
         def flagged(reason: str | None) -> None:
             if reason and self.current is not None:
-                record = self._counters(0, self.current.id)
-                event_id = self._save("flag", reason=reason)
+                record = self.session.checkpoint(self.current.id)
+                event_id = self._add_event("flag", reason=reason)
                 if event_id is None:
                     return
-                record.event_id = event_id
-                self.undo_stack.append(record)
+                self.session.saved_other(record, event_id)
                 self.notify("Flagged for a lead.")
                 self._show(self.current.id)
 
@@ -165,7 +149,7 @@ class LabellingMixin(_Base):
 
         def noted(note: str | None) -> None:
             if note and self.current is not None:
-                if self._save("note", note=note) is None:
+                if self._add_event("note", note=note) is None:
                     return
                 self.notify("Note saved.")
                 self._show(self.current.id)
@@ -175,39 +159,18 @@ class LabellingMixin(_Base):
     def action_undo(self) -> None:
         """Take back the last save (as an undo event), put every counter back as it was
         before that save, and show that message again."""
-        if not self.undo_stack:
+        record = self.session.take_back()
+        if record is None:
             self.notify("Nothing to undo in this session.")
             return
-        record = self.undo_stack.pop()
         app = self.techne
         message_id = record.message_id
         try:
             app.repo.add_event(message_id, app.annotator, "undo", target_event_id=record.event_id)
         except ENVIRONMENTAL as exc:
-            self.undo_stack.append(record)
+            self.session.keep(record)
             self._not_saved(exc)
             return
-        counts = self.query_one(SuggestionList).counts
-        counts.clear()
-        counts.update(record.counts)
-        self.saved = record.saved
-        if not record.coded:
-            self.coded.discard(message_id)
         app.repo.claim_next(app.annotator, [message_id])  # hold it again while re-coding
-        if message_id in self.history:
-            self.position = self.history.index(message_id)
-        else:
-            self.history.insert(self.position + 1, message_id)
-            self.position += 1
+        self.session.undone(record)
         self._show(message_id)
-
-
-@dataclass
-class Undo:
-    """A save that undo can take back, with every counter as it was before it."""
-
-    event_id: int
-    message_id: int
-    counts: dict[str, int] = field(default_factory=dict)
-    saved: int = 0
-    coded: bool = False

@@ -7,18 +7,14 @@ from typing import TYPE_CHECKING
 
 from store import MessageView
 from tui.safe import shown
+from tui.screens.base import TechneScreen
 from tui.screens.find import FindScreen
 from tui.screens.overlays import ConversationScreen, HelpScreen
 from tui.screens.prompt import PromptScreen
+from tui.session import Session
 
 if TYPE_CHECKING:
-    from textual.screen import Screen
-
-    from tui.app import TechneApp
-
-
-if TYPE_CHECKING:
-    _Base = Screen[None]
+    _Base = TechneScreen
 else:
     _Base = object
 
@@ -27,13 +23,8 @@ class NavigationMixin(_Base):
     """Actions found by name along the AnnotateScreen's MRO."""
 
     if TYPE_CHECKING:
-
-        @property
-        def techne(self) -> TechneApp: ...
-
+        session: Session
         current: MessageView | None
-        history: list[int]
-        position: int
 
         def _show(self, message_id: int) -> None: ...
 
@@ -52,11 +43,7 @@ class NavigationMixin(_Base):
     def _jump(self, message_id: int | None) -> None:
         if message_id is None:
             return
-        if message_id in self.history:
-            self.position = self.history.index(message_id)
-        else:
-            self.history.insert(self.position + 1, message_id)
-            self.position += 1
+        self.session.visit(message_id)
         self._show(message_id)
 
     def action_help(self) -> None:
@@ -92,7 +79,7 @@ class NavigationMixin(_Base):
             return
         from tui.screens.adjudicate import AdjudicateScreen
 
-        self.app.push_screen(AdjudicateScreen())
+        self.app.push_screen(AdjudicateScreen.keyed(app.codebook)())
 
     def action_quit(self) -> None:
         self.app.exit()

@@ -8,14 +8,11 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import ProgressBar, Static
+from textual.worker import Worker, WorkerState
 
-from tui.messages import RoundFailed, RoundFinished, RoundProgressed, RoundSkipped
+from tui.messages import RoundFinished, RoundProgressed, RoundSkipped
 from tui.safe import shown
-
-if TYPE_CHECKING:
-    from textual.screen import Screen
-
-    from tui.app import TechneApp
+from tui.screens.base import TechneScreen
 
 
 def trained_on(metrics: dict[str, object]) -> int | None:
@@ -27,7 +24,7 @@ def trained_on(metrics: dict[str, object]) -> int | None:
 
 
 if TYPE_CHECKING:
-    _Base = Screen[None]
+    _Base = TechneScreen
 else:
     _Base = object
 
@@ -39,9 +36,6 @@ class RetrainMixin(_Base):
     """Set while a round runs; a second `r` says so instead of starting another."""
 
     if TYPE_CHECKING:
-
-        @property
-        def techne(self) -> TechneApp: ...
 
         def round_done(self) -> None: ...
 
@@ -72,10 +66,12 @@ class RetrainMixin(_Base):
             thread=True,
             exit_on_error=False,
             group="retrain",
-            description="retrain",
+            description="Retrain",
         )
 
     def _retrain_model(self) -> None:
+        """A round; a failure goes to the app's one handler for worker errors (the old model
+        stays active) and `on_worker_state_changed` clears the progress bar."""
         from learning.rounds import NoNewLabels, run_round
 
         app = self.techne
@@ -89,9 +85,6 @@ class RetrainMixin(_Base):
             )
         except NoNewLabels:  # the learning side registered nothing: no new gold labels
             self.post_message(RoundSkipped(None))
-            return
-        except Exception as exc:  # reported on the UI thread; the old model stays active
-            self.post_message(RoundFailed(str(exc)))
             return
         model = getattr(result, "model", None)
         if model is None:  # the learning side registered nothing: no new gold labels
@@ -125,6 +118,8 @@ class RetrainMixin(_Base):
             self.notify("No new gold labels since the active model: no new version.")
         self._round_over("")
 
-    def on_round_failed(self, message: RoundFailed) -> None:
-        self._round_over("")
-        self.notify(f"Retrain failed: {message.error}", severity="error", markup=False)
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The round raised: the app says so (one handler for every worker), the screen
+        puts its progress bar away."""
+        if event.worker.group == "retrain" and event.state == WorkerState.ERROR:
+            self._round_over("")

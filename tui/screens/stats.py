@@ -3,27 +3,20 @@ stopping criterion, how often experts accept the suggestion, label counts agains
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.events import Resize
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
 
 from tui.safe import literal, shown
-
-NARROW = 100
-"""At this many columns or fewer the four parts stack in one scrolling column."""
-
-if TYPE_CHECKING:
-    from tui.app import TechneApp
+from tui.screens.base import Techne, TechneScreen
 
 
-class StatsScreen(Screen[None]):
+class StatsScreen(TechneScreen):
     """Read-only; escape or c goes back to labelling."""
 
     BINDINGS = [
@@ -42,15 +35,8 @@ class StatsScreen(Screen[None]):
                 yield Static(id="confusion")
         yield Footer()
 
-    def on_resize(self, event: Resize) -> None:
-        self.set_class(event.size.width <= NARROW, "narrow")
-
     def on_mount(self) -> None:
-        from tui.app import TechneApp
-
-        app = self.app
-        assert isinstance(app, TechneApp)
-        self.show(app)
+        self.show(self.techne)
 
     def action_insights(self) -> None:
         from tui.screens.insights import InsightsScreen
@@ -80,7 +66,7 @@ class StatsScreen(Screen[None]):
             if len(xs) == 1:
                 plot.xlim(xs[0] - 1, xs[0] + 1)
 
-    def show(self, app: TechneApp) -> None:
+    def show(self, app: Techne) -> None:
         versions = app.repo.artifacts.versions()
         rounds = {r.model_version_id: r for r in app.repo.artifacts.rounds()}
         table = Table(title="Model versions", title_justify="left")
