@@ -108,10 +108,9 @@ def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sqlalchemy import text
 
     from store import load_workspace
-    from tui.demo import build_demo
 
     path = tmp_path_factory.mktemp("trained") / "demo"
-    build_demo(path)
+    build_exact_demo(path)
     ws = load_workspace(path)
     repo = Repository.open(ws.db_url)
     with repo.engine.connect() as conn:
@@ -123,11 +122,25 @@ def trained_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_demo_pg(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Path:
     """The same trained demo with its store in PostgreSQL (team mode)."""
-    from tui.demo import build_demo
 
     path = tmp_path_factory.mktemp("trained-pg") / "demo"
-    build_demo(path, db=postgres.new_database())
+    build_exact_demo(path, db=postgres.new_database())
     return path
+
+
+def build_exact_demo(path: Path, db: str | None = None) -> None:
+    """The demo workspace trained on fp32 ONNX vectors (`runtime = "onnx"`), not the CPU
+    default int8 ones: int8 kernels differ between CPU types (AVX2 / AVX-512 VNNI), which
+    moved the demo model's numbers and queue, and so the snapshots, from one machine to
+    another. fp32 vectors agree to about 1e-6 everywhere."""
+    from tui.demo import build_demo
+
+    build_demo(path, train=False, db=db)
+    config = path / "techne.toml"
+    text = config.read_text(encoding="utf-8")
+    assert '# runtime = "auto"' in text
+    config.write_text(text.replace('# runtime = "auto"', 'runtime = "onnx"  '), encoding="utf-8")
+    build_demo(path, db=db)
 
 
 def copy_workspace(source: Path, target: Path, postgres: PostgresServer | None = None) -> Path:
