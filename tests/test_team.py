@@ -141,7 +141,7 @@ def test_one_save_is_one_transaction(team: Workspace) -> None:
         )
         assert saved.kind == "label" and saved.previous is None and saved.next is not None
         shown = saved.next.message.id
-        held = {m for m, n, _ in live_claims(repo) if n == "ana"}
+        held = {m for m, n, _ in live_claims(repo.engine) if n == "ana"}
         assert held == {shown}  # the saved message given back, the next one taken
         assert saved.next.mine is None and saved.next.suggestion == repo.suggestion(shown)
         assert [t.id for t in saved.next.context] == [t.id for t in repo.context(shown, 2, 1)]
@@ -152,7 +152,7 @@ def test_one_save_is_one_transaction(team: Workspace) -> None:
         with pytest.raises(Exception):  # noqa: B017 - the driver's own integrity error
             repo.save_label(shown, "ana", "skip", candidates=[10**9])  # no such message
         assert repo.events(shown) == before
-        assert {m for m, n, _ in live_claims(repo) if n == "ana"} == {shown}
+        assert {m for m, n, _ in live_claims(repo.engine) if n == "ana"} == {shown}
     finally:
         repo.close()
 
