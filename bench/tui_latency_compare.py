@@ -69,6 +69,7 @@ def main() -> None:
     def keep(run: dict) -> dict:
         return {
             "keypress_to_next_message_ms": run["keypress_to_next_message_ms"],
+            "key_arrival_to_app_shown_ms": run.get("key_arrival_to_app_shown_ms"),
             "pilot_round_trip_ms": run["pilot_round_trip_ms"],
             "startup_to_first_message_s": run["startup_to_first_message_s"],
         }

@@ -173,7 +173,8 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, TechneScreen
         self.query_one("#context-scroll", VerticalScroll).scroll_end(animate=False)
         self.shown_at = time.monotonic()
         self._update_topbar()
-        self.call_after_refresh(self.post_message, MessageShown(message.id))
+        # made in the callback, so its `time` is the moment after the refresh that paints it
+        self.call_after_refresh(lambda: self.post_message(MessageShown(message.id)))
 
     def _show_codebook_for(self, index: int) -> None:
         techniques = self.techne.codebook.techniques
