@@ -65,7 +65,8 @@ class Session:
 
     def candidates(self) -> list[int]:
         """Queued messages not yet in the history, in order: the ones to claim from."""
-        return [m for m in self.queue if m not in self.history]
+        seen = set(self.history)  # asked on every save: no list scan per queued message
+        return [m for m in self.queue if m not in seen]
 
     def forward(self) -> int:
         """Step to the next message of the history (`following` must be one)."""
@@ -88,7 +89,8 @@ class Session:
 
     def requeue(self, queue: Iterable[int]) -> None:
         """A fresh queue from the store (others coded some; a new model re-ranked it)."""
-        self.queue = [m for m in queue if m not in self.history]
+        seen = set(self.history)
+        self.queue = [m for m in queue if m not in seen]
 
     def visit(self, message_id: int) -> None:
         """Show a message out of order (find, undo): its place in the history if it has one,
