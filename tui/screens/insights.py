@@ -139,8 +139,12 @@ class InsightsScreen(TechneScreen):
         plot.refresh()
         table = self.query_one("#insights-profiles", DataTable)
         table.clear(columns=True)
-        table.add_columns(*(literal(name) for name in profile_columns(report)))
-        table.add_rows(profile_rows(report))
+        rows = profile_rows(report)
+        # widths given, not measured: DataTable measures added rows only when it next goes
+        # idle, and until then draws every column at its header's width
+        for i, name in enumerate(literal(n) for n in profile_columns(report)):
+            table.add_column(name, width=max([name.cell_len, *(row[i].cell_len for row in rows)]))
+        table.add_rows(rows)
 
     @on(Refused)
     def _show_refusal(self, message: Refused) -> None:
