@@ -6,12 +6,14 @@
 Targets (issue 3): a round with 2,000 labels and a 100,000-message pool, embeddings
 cached, in <= 2 s wall; `predict` >= 350 messages/s on CPU at AnnoMI message lengths.
 
-Rounds are measured three ways, each `--repeat` times (medians reported): `techne retrain`
+Rounds are measured four ways, each `--repeat` times (medians reported): `techne retrain`
 as a user runs it (a fresh process: wall from exec to exit); the first round in a fresh
-Python process (the round call only, lazy imports included); and warm rounds after it in
-the same process. Prediction runs `techne predict` in a fresh process: messages scored
-from reading the input to writing the Parquet file per second (as `predict` reports it),
-the whole command's wall, and that process's peak RSS.
+Python process (the round call only, lazy imports included); warm rounds after it, which
+keep the active version's temperature; and one more warm round per process that
+cross-validates its temperature again, as a round does once the labels have grown by a
+quarter (learning.round_steps.RECALIBRATE_GROWTH). Prediction runs `techne predict` in a
+fresh process: messages scored per second from reading the input to writing the Parquet
+file (as `predict` reports it), the whole command's wall, and its peak RSS.
 
 --first-round (issue 15): a new user's first round. `techne import` of `--messages` AnnoMI
 rows (cycled, real speakers: about half are therapist turns, the labelable ones), with
@@ -99,28 +101,18 @@ def build_store(
         w.writerow(["conversation", "turn", "speaker", "text", "label"])
         for i in range(rows):
             label = rng.choice(LABELS) if i in labelled else ""
-            w.writerow(
-                [
-                    f"c{i // 40}",
-                    i % 40,
-                    "therapist" if i % 2 == 0 else "client",
-                    texts[i % len(texts)],
-                    label,
-                ]
-            )
-    import_file(
-        repo,
-        data,
-        ColumnMap(
-            text="text",
-            speaker="speaker",
-            conversation="conversation",
-            order="turn",
-            label="label",
-            annotator="bench",
-            labelable_speakers=("therapist",),
-        ),
+            speaker = "therapist" if i % 2 == 0 else "client"
+            w.writerow([f"c{i // 40}", i % 40, speaker, texts[i % len(texts)], label])
+    columns = ColumnMap(
+        text="text",
+        speaker="speaker",
+        conversation="conversation",
+        order="turn",
+        label="label",
+        annotator="bench",
+        labelable_speakers=("therapist",),
     )
+    import_file(repo, data, columns)
     ids = [m.id for m in repo.iter_messages()]
     vectors = np.random.default_rng(0).normal(size=(len(ids), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -147,6 +139,7 @@ IN_PROCESS = (
     """
 import json, sys, time
 from pathlib import Path
+from learning import round_steps
 from learning.rounds import run_round
 from learning.settings import LearningSettings
 from store import Repository, load_workspace
@@ -157,7 +150,9 @@ ws = load_workspace(Path(sys.argv[1]))
 repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
 settings = LearningSettings.from_workspace(ws)
 rounds = []
-for _ in range(int(sys.argv[2])):
+for i in range(int(sys.argv[2]) + 1):
+    if i == int(sys.argv[2]):  # the last: a round that cross-validates its temperature again
+        round_steps.RECALIBRATE_GROWTH = 1.0
     add_label(repo, "reflection")  # untimed
     started = time.perf_counter()
     result = run_round(repo, ws.models_dir, settings)
@@ -335,10 +330,12 @@ def main() -> None:
             cli.append({"process_wall_s": round(wall, 3), "round_s": round_s, "peak_rss_mb": rss})
         first: list[dict[str, Any]] = []
         warm: list[dict[str, Any]] = []
+        recalibrating: list[dict[str, Any]] = []
         for _ in range(args.repeat):
             _, rounds, _ = run_child([sys.executable, "-c", IN_PROCESS, str(root), "3"])
             first.append(rounds[0])
-            warm.extend(rounds[1:])
+            warm.extend(rounds[1:-1])
+            recalibrating.append(rounds[-1])
         ws = load_workspace(root)
         source = Path(tmp) / "score.csv"
         distinct = score_file(source, args.predict)
@@ -371,8 +368,14 @@ def main() -> None:
                     "techne_retrain_process": median([r["process_wall_s"] for r in cli]),
                     "first_in_process": median([r["wall_s"] for r in first]),
                     "warm": median([r["wall_s"] for r in warm]),
+                    "warm_recalibrating": median([r["wall_s"] for r in recalibrating]),
                 },
-                "rounds": {"techne_retrain": cli, "first_in_process": first, "warm": warm},
+                "rounds": {
+                    "techne_retrain": cli,
+                    "first_in_process": first,
+                    "warm": warm,
+                    "warm_recalibrating": recalibrating,
+                },
                 "store_build_s": round(build_s, 1),
                 "predict": {
                     "messages": args.predict,

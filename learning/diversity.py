@@ -44,6 +44,28 @@ def margin(proba: np.ndarray) -> np.ndarray:
     return top[:, -1] - top[:, -2]
 
 
+UNCERTAINTY_FLOOR = 1e-3
+"""Weight of a message the model is sure of (margin 1) in `uncertainty_draw`: never quite
+zero, so confident mistakes can still be drawn."""
+
+
+def uncertainty_draw(proba: np.ndarray, n: int, *, seed: int = 0, power: float = 1.0) -> list[int]:
+    """n positions drawn without replacement, each with weight (1 - margin)^power (+ a
+    floor), the most uncertain first: stochastic uncertainty sampling (Kirsch et al.,
+    "Stochastic Batch Acquisition", TMLR 2023). Top-k by margin spends a batch on near
+    duplicates at one spot of the boundary and on the hopelessly ambiguous; drawing by
+    weight keeps the lean towards uncertainty and the diversity of a random sample.
+
+    Exact successive sampling in one pass (Efraimidis & Spirakis 2006): keys u^(1/w),
+    the n largest win."""
+    m = margin(proba)
+    weight = (1.0 - m) ** power + UNCERTAINTY_FLOOR
+    keys = np.log(np.random.default_rng(seed).random(len(m))) / weight
+    n = min(n, len(m))
+    top = np.argpartition(-keys, n - 1)[:n] if n else np.zeros(0, dtype=np.int64)
+    return top[np.argsort(m[top], kind="stable")].tolist()
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)

@@ -37,8 +37,8 @@ class LearningSettings:
     """Turns of context: the window's length; for around, turns on each side."""
     max_length: int = 128
     strategy: str = "auto"
-    """Query strategy (learning.strategies); auto: TypiClust cold start, then Cluster-Margin
-    with a 10% random share."""
+    """Query strategy (learning.strategies); auto: random below 100 labels, then each
+    message drawn with weight 1 - margin (learning.diversity.uncertainty_draw)."""
     batch_size: int = 20
     eval_share: float = 0.2
     """Share of conversations whose labels are held out for metrics, never queried by AL."""

@@ -9,7 +9,6 @@ import pytest
 from learning import diversity, small_text_core
 from learning.strategies import (
     AUTO_COLD_LABELS,
-    AUTO_RANDOM_SHARE,
     STRATEGIES,
     StrategyError,
     make_strategy,
@@ -147,10 +146,12 @@ def test_badge_gradient_embedding_is_the_outer_product_and_projection_keeps_norm
     assert np.allclose(projected / exact, 1.0, atol=0.15)
 
 
-def test_auto_starts_random_then_margin_with_a_random_share() -> None:
-    """Below AUTO_COLD_LABELS labels auto draws at random; from there the smallest margins
-    fill all but AUTO_RANDOM_SHARE of the batch and the rest is drawn at random from the
-    remaining pool (so also among confident messages, which margin never picks)."""
+def test_auto_starts_as_random_then_draws_by_uncertainty() -> None:
+    """Below AUTO_COLD_LABELS labels auto makes the very draw `random` makes (same seed, same
+    picks); from there it draws by uncertainty: a tenth of the pool is uncertain (margin
+    < 0.1, weight > 0.9) and nine tenths sure (margin 0.99, weight 0.011), so a batch of 20
+    is expected to hold 20 x 0.9 x 120 / (0.9 x 120 + 0.011 x 1080) = 18 uncertain ones, and
+    the batch comes most uncertain first."""
     vectors, _ = blobs([100] * 12, seed=1)
     n_pool = len(vectors)
     rng = np.random.default_rng(0)
@@ -159,28 +160,40 @@ def test_auto_starts_random_then_margin_with_a_random_share() -> None:
     candidates = np.arange(AUTO_COLD_LABELS, n_pool)
     few = np.arange(AUTO_COLD_LABELS - 1)
     many = np.arange(AUTO_COLD_LABELS)
-    uncertain = candidates[np.argsort(margins[candidates], kind="stable")]
-    at_random = round(AUTO_RANDOM_SHARE * 20)
-    assert 0 < at_random < 20
-    cold_uncertain = confident_random = 0
-    for seed in range(5):
+    uncertain_picks = []
+    for seed in range(10):
         cold = select(
             "auto", proba, candidates, few, np.zeros(len(few)), 20, embeddings=vectors, seed=seed
         )
-        assert len(set(cold)) == 20 and set(cold) <= set(candidates.tolist())
-        cold_uncertain += sum(margins[i] < 0.1 for i in cold)
+        assert cold == select("random", proba, candidates, few, np.zeros(len(few)), 20, seed=seed)
         warm = select(
             "auto", proba, candidates, many, np.zeros(len(many)), 20, embeddings=vectors, seed=seed
         )
-        assert warm[: 20 - at_random] == uncertain[: 20 - at_random].tolist()
         assert len(set(warm)) == 20 and set(warm) <= set(candidates.tolist())
-        confident_random += sum(margins[i] > 0.5 for i in warm[20 - at_random :])
-    # a tenth of the pool is uncertain: random picks are mostly confident ones
-    assert cold_uncertain < 30 and confident_random >= 30
+        assert list(margins[warm]) == sorted(margins[warm])
+        uncertain_picks.append(sum(margins[i] < 0.1 for i in warm))
+    assert 16 <= np.mean(uncertain_picks) <= 19.5
+    assert min(uncertain_picks) < 20  # sure messages can still be drawn
 
 
-def test_auto_without_embeddings_falls_back_to_margin_and_random() -> None:
-    """The finetune backend gives no embeddings: auto still fills a batch."""
+def test_uncertainty_draw_follows_the_weights() -> None:
+    """Three groups of 10 with margins 0, 0.5 and 1 weigh 1 + f, 0.5 + f and f (f the
+    floor): a one-message draw lands in the first with probability 10.01 / 15.03 = 0.666
+    and in the second with 0.333; over 3,000 seeds the shares are within 0.03 of that."""
+    margins = np.repeat([0.0, 0.5, 1.0], 10)
+    proba = proba_with_margin(margins)
+    floor = diversity.UNCERTAINTY_FLOOR
+    total = 10 * (1 + floor) + 10 * (0.5 + floor) + 10 * floor
+    picks = np.array([diversity.uncertainty_draw(proba, 1, seed=s)[0] for s in range(3000)])
+    group = picks // 10
+    assert abs((group == 0).mean() - 10 * (1 + floor) / total) < 0.03
+    assert abs((group == 1).mean() - 10 * (0.5 + floor) / total) < 0.03
+    assert (group == 2).mean() < 0.01
+    assert len(set(diversity.uncertainty_draw(proba, 30, seed=0))) == 30
+
+
+def test_auto_without_embeddings_still_fills_a_batch() -> None:
+    """The finetune backend gives no embeddings: auto needs none, cold or warm."""
     margins = np.linspace(0, 1, 300)
     picks = select(
         "auto", proba_with_margin(margins), np.arange(300), np.arange(0), np.array([]), 10
@@ -189,7 +202,8 @@ def test_auto_without_embeddings_falls_back_to_margin_and_random() -> None:
     warm = select(
         "auto", proba_with_margin(margins), np.arange(150, 300), np.arange(150), np.zeros(150), 10
     )
-    assert warm[:5] == list(range(150, 155)) and len(set(warm)) == 10
+    assert len(set(warm)) == 10 and min(warm) >= 150
+    assert np.mean(margins[warm]) < np.mean(margins[150:])
 
 
 @pytest.mark.parametrize("name", ["cluster-margin", "badge", "typiclust"])

@@ -48,11 +48,10 @@ def retrain_cmd(
     """Run a retrain round: train on the gold labels, measure on held-out conversations,
     register a new active model version, refresh suggestions and queue the next batch.
 
-    Strategies: auto (default: typiclust to 100 labels, then cluster-margin with a random
-    share), cluster-margin, badge, typiclust, breaking-ties, least-confidence,
+    Strategies: auto (default: random to 100 labels, then a draw weighted towards the
+    uncertain), cluster-margin, badge, typiclust, breaking-ties, least-confidence,
     prediction-entropy, random, embedding-kmeans, class-balanced, contrastive (an unknown
-    name lists the known ones
-    before anything runs). A failed round changes nothing. With no model and too few
+    name lists the known ones before anything runs). A failed round changes nothing. With no model and too few
     labels to train, the codebook's examples give a zero-shot model, v0. With no new label
     since the active model, nothing is registered (exit 0, "Nothing to retrain").
 
