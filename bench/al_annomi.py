@@ -10,19 +10,18 @@ curve is also printed to stderr as one JSON line.
 --split dev: the pool is the train transcripts, scored on dev (10% of the training side's
 transcripts) - for choosing; --split test: pool = train + dev, scored on test.
 
-Measured 2026-12-02, --split test, 5 seeds, budgets 50-1,600 with 1,200 (AMD EPYC, 2 shared
-CPU cores; curves 88 s with the vectors cached):
+Measured 2026-12-02, --split test, 5 seeds, budgets 50-1,600 with 1,200 (Intel Xeon, 2
+CPU cores; curves 45 s with the vectors cached):
 
     strategy   50    100   200   400   800   1200  1600  AUC   labels to random@1600
-    auto      .573  .636  .692  .732  .754  .761  .768  .739  never (below by >1 SE at 1200)
-    random    .595  .633  .676  .735  .756  .766  .771  .740
-    all labels: 0.781 with the lexical head, 0.743 without
+    auto      .593  .630  .696  .729  .755  .769  .773  .742  1,501 (below by >1 SE at 400)
+    random    .593  .630  .671  .734  .758  .766  .772  .740
+    all labels: 0.785 with the lexical head, 0.745 without
 
-(`auto` is random below 100 labels, then 50% smallest margin + 50% random. On 2026-12-01,
-another machine, the TypiClust + Cluster-Margin `auto`: .569 .644 .697 .734 .747 - .770,
-random .595 .631 .673 .735 .757 - .774, all labels 0.788. The same learner scored 0.788
-there and 0.781 here, likely the int8 ONNX kernels, which differ between CPU types (this one
-has AVX2, no AVX-512): compare rows measured on one machine.)
+(`auto` is random below 100 labels, the very draw `random` makes, then a draw weighted by
+1 - margin. 10 seeds: auto - random = +.025 at 200, +.004 at 400, -.002 at 800 and 1,200,
+-.004 at 1,600. Rows measured on different machines differ by up to 0.007 in the
+full-label score (int8 ONNX kernels differ between CPU types): compare rows from one run.)
 
 Same split, 3 seeds, the other strategies: see the README (Learning).
 
