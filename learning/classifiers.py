@@ -25,6 +25,14 @@ DENSE_C = 0.3
 side: 0.694 at 0.3 against 0.683 at 1.0 alone, and better beside the lexical head)."""
 
 
+CALIBRATION_LARGE = 1_000
+CALIBRATION_FOLDS_LARGE = 3
+"""From CALIBRATION_LARGE labels the temperature is cross-validated over 3 folds, not 5.
+On AnnoMI dev (held-out training-side transcripts; 1,000 / 2,000 / 3,000 labels x 3
+draws) the calibrated model's ECE was the same (mean 0.0359 both ways) and the fitting
+took 40% less time (2,000 labels: 0.57 s against 0.97 s)."""
+
+
 class EmbedClassifier:
     """Logistic regression (class weights balanced) on embedding features."""
 
@@ -106,7 +114,8 @@ class EmbedClassifier:
         from sklearn.model_selection import StratifiedKFold
 
         per_label = np.bincount(y)
-        folds = int(min(5, per_label[per_label > 0].min())) if len(per_label) else 0
+        most = CALIBRATION_FOLDS_LARGE if len(y) >= CALIBRATION_LARGE else 5
+        folds = int(min(most, per_label[per_label > 0].min())) if len(per_label) else 0
         if folds < 2 or len(y) < 20:
             return None
         logits = np.zeros((len(y), len(self.labels)))
