@@ -162,10 +162,13 @@ async def test_blind_mode_shows_nothing_model_derived_before_the_choice(workspac
 
 
 async def test_b_turns_blind_on_for_the_message_on_screen(app: TechneApp) -> None:
-    """b mid-session drops the model's preselection at once; b again brings it back."""
+    """b mid-session drops the model's preselection at once; b again brings it back. The
+    first message's earlier turns overflow their pane: up/down still move the choice (the
+    pane once took the focus when it could scroll, and swallowed them)."""
     async with app.run_test(size=SIZE) as pilot:
         rows = screen(app).query_one(SuggestionList)
         assert rows.selected != NONE and rows.revealed
+        assert screen(app).query_one("#context-scroll").max_scroll_y > 0
         await pilot.press("b")
         assert rows.selected == NONE and not rows.revealed
         assert "BLIND" in str(screen(app).query_one("#topbar").render())

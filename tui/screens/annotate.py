@@ -91,7 +91,9 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, TechneScreen
         yield Static(id="topbar")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                with VerticalScroll(id="context-scroll"):
+                # never focused: up/down move the technique choice even when the turns
+                # before overflow their pane (the mouse still scrolls it)
+                with VerticalScroll(id="context-scroll", can_focus=False):
                     yield self.pane.context
                 yield self.pane.card
                 yield self.pane.next
