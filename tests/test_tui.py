@@ -400,6 +400,37 @@ async def test_adjudication_needs_an_explicit_decision(workspace: Path) -> None:
     app.repo.close()
 
 
+async def test_a_long_message_scrolls_by_keyboard_at_80x24(workspace: Path) -> None:
+    """At 80x24 the adjudication screen's message box holds a few lines: shift+down scrolls
+    the longest message in the corpus to its end and shift+up back, while the disputes list
+    keeps the focus (its up/down still pick disputes)."""
+    from textual.widgets import DataTable
+
+    from store import load_workspace
+
+    repo = load_workspace(workspace).open_repository()
+    longest = max(repo.iter_messages(labelable_only=True), key=lambda m: len(m.text))
+    for name, label in (("ana", "open_question"), ("ben", "closed_question")):
+        repo.ensure_annotator(name)
+        repo.add_event(longest.id, name, "label", [label])
+    repo.set_role("maria", "lead")
+    repo.close()
+    app = make_app(workspace, annotator="maria", adjudicate=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        adjudicate = app.screen
+        assert isinstance(adjudicate, AdjudicateScreen)
+        assert adjudicate.current.message_id == longest.id
+        card = adjudicate.query_one("#message-box")
+        assert card.max_scroll_y > 0  # only part of it shows
+        for _ in range(card.max_scroll_y):
+            await pilot.press("shift+down")
+        assert card.scroll_y == card.max_scroll_y
+        await pilot.press("shift+up")
+        assert card.scroll_y < card.max_scroll_y
+        assert isinstance(app.focused, DataTable)
+    app.repo.close()
+
+
 async def test_multi_label_keys_toggle_then_save(workspace: Path) -> None:
     """In a multi-label codebook, technique keys toggle and enter saves all toggled labels;
     the workspace's own codebook stays the one in techne.toml."""

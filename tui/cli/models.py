@@ -51,9 +51,10 @@ def retrain_cmd(
     Strategies: auto (default: random to 100 labels, then a draw weighted towards the
     uncertain), cluster-margin, badge, typiclust, breaking-ties, least-confidence,
     prediction-entropy, random, embedding-kmeans, class-balanced, contrastive (an unknown
-    name lists the known ones before anything runs). A failed round changes nothing. With no model and too few
-    labels to train, the codebook's examples give a zero-shot model, v0. With no new label
-    since the active model, nothing is registered (exit 0, "Nothing to retrain").
+    name lists the known ones before anything runs). A failed round changes nothing. With
+    no model and too few labels to train, the codebook's examples give a zero-shot model,
+    v0. With no new label since the active model, nothing is registered (exit 0, "Nothing
+    to retrain").
 
     Examples:
 

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Static
@@ -35,6 +36,8 @@ class AdjudicateScreen(TechneScreen):
         ("enter", "decide", "Decide"),
         ("n", "note", "Note"),
         ("v", "toggle_model", "Model disputes"),
+        Binding("shift+up", "scroll_message(-2)", show=False),
+        Binding("shift+down", "scroll_message(2)", show=False),
     ]
 
     choice: reactive[int] = reactive(NONE)
@@ -59,11 +62,15 @@ class AdjudicateScreen(TechneScreen):
             yield DataTable(id="disputes", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="dispute-detail"):
                 yield self.pane.context
-                yield self.pane.card
+                yield self.pane.box
                 yield self.pane.next
                 yield Static(id="coders")
         yield Static(id="decision")
         yield Footer()
+
+    def action_scroll_message(self, lines: int) -> None:
+        """A message longer than its box (short terminals) scrolls by keyboard."""
+        self.pane.scroll(lines)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

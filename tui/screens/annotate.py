@@ -49,6 +49,8 @@ DEFAULT_KEYS = {
     "adjudicate": ("A", "Adjudicate"),
     "move_up": ("up,k", ""),
     "move_down": ("down,j", ""),
+    "scroll_message_up": ("shift+up", ""),
+    "scroll_message_down": ("shift+down", ""),
 }
 
 
@@ -95,7 +97,7 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, TechneScreen
                 # before overflow their pane (the mouse still scrolls it)
                 with VerticalScroll(id="context-scroll", can_focus=False):
                     yield self.pane.context
-                yield self.pane.card
+                yield self.pane.box
                 yield self.pane.next
                 yield SuggestionList(app.codebook, id="suggestions")
             yield CodebookPanel(id="codebook")
@@ -257,6 +259,12 @@ class AnnotateScreen(LabellingMixin, NavigationMixin, RetrainMixin, TechneScreen
             suggestions.refresh_rows()
         suggestions.revealed = True
         self._show_codebook_for(index)
+
+    def action_scroll_message_up(self) -> None:
+        self.pane.scroll(-2)
+
+    def action_scroll_message_down(self) -> None:
+        self.pane.scroll(2)
 
     def action_move_up(self) -> None:
         suggestions = self.query_one(SuggestionList)

@@ -59,7 +59,8 @@ class HelpScreen(ModalScreen[None]):
             seen.add(binding.action)
             body.append(f"{self.app.get_key_display(binding):>8}  ", style="bold")
             body.append(shown(binding.description) + "\n")
-        body.append("\n1-9 or a technique's letter chooses it; up/down move the highlight.")
+        body.append("\n1-9 or a technique's letter chooses it; up/down move the highlight;")
+        body.append("\nshift+up/down scroll a message longer than its box.")
         self.query_one("#help-keys", Static).update(body)
         self.query_one("#help").border_title = "Keys"
 
