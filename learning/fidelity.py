@@ -29,11 +29,13 @@ def record_check(
     context_mode: str,
     metrics: dict[str, Any],
     lexical: Any = None,
+    extra: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """{RECORD: ...} for a round's metrics: the runtime's held-out numbers (from `metrics`)
     beside the same head's on torch fp32 vectors of the held-out messages `rows`. Vectors
     come through the workspace's cache (torch's own key), so later checks are cheap.
-    `lexical`: the held-out rows' n-gram counts, for a head that has a lexical part."""
+    `lexical`: the held-out rows' n-gram counts, for a head that has a lexical part;
+    `extra`: their refreshed encoder's features (learning.tuned), which run on torch."""
     from learning.encoders import Encoder
     from learning.features import embed_features
     from learning.metrics import evaluate, evaluate_multilabel
@@ -54,6 +56,8 @@ def record_check(
         context_mode,
         next_ids=pool.next_ids[rows],
     )
+    if extra is not None:
+        x = np.hstack([x, extra])
     proba = np.asarray(
         clf.predict_proba(x, lexical) if lexical is not None else clf.predict_proba(x)
     )

@@ -38,6 +38,10 @@ class ModelCard:
     temperature: float = 1.0
     runtime: str = "torch"
     """The encoder runtime whose vectors trained an embed model (learning/runtimes.py)."""
+    tuned_encoder: str = ""
+    """An embed model's refreshed encoder (learning.tuned), under the models folder's
+    encoders/; its vectors follow the frozen encoder's. Empty: none."""
+    tuned_checksum: str = ""
 
 
 def checksum_folder(folder: Path) -> str:
@@ -94,6 +98,8 @@ class Predictor:
         self.encoded = 0
         """Texts encoded so far (each distinct text of a batch once)."""
         self._encoder: Any = None
+        self.tuned: Any = None
+        """The refreshed encoder (learning.tuned) of a model trained with one."""
 
     @property
     def labels(self) -> list[str]:
@@ -121,8 +127,16 @@ class Predictor:
         return str(self.encoder.runtime)
 
     def features(self, inputs: list[ModelInput]) -> np.ndarray:
-        """Embed-backend features computed from text (the same as the cached ones). Each
-        distinct text is encoded once: a turn is often the next message's context too."""
+        """Embed-backend features computed from text (the same as the cached ones), the
+        refreshed encoder's after the frozen one's when the model has one."""
+        own = self._features(self.encoder, inputs)
+        if self.tuned is None:
+            return own
+        return np.hstack([own, self._features(self.tuned, inputs)])
+
+    def _features(self, encoder: Any, inputs: list[ModelInput]) -> np.ndarray:
+        """One encoder's blocks. Each distinct text is encoded once: a turn is often the
+        next message's context too."""
         sides: list[list[str]] = []
         if self.card.context_mode != "none":
             sides.append([i.context[-1].text if i.context else "" for i in inputs])
@@ -130,7 +144,7 @@ class Predictor:
             sides.append([i.following[0].text if i.following else "" for i in inputs])
         wanted = [i.text for i in inputs] + [t for side in sides for t in side if t]
         unique = list(dict.fromkeys(wanted))
-        vectors = self.encoder.encode(unique)
+        vectors = encoder.encode(unique)
         self.encoded += len(unique)
         row = {text: j for j, text in enumerate(unique)}
         own = vectors[[row[i.text] for i in inputs]]
@@ -168,6 +182,16 @@ def load_predictor(
     if checksum and checksum_folder(folder) != checksum:
         raise ModelError(f"{folder}: files do not match the registered checksum; not loading")
     card = ModelCard(**json.loads((folder / "model.json").read_text()))
+    tuned = None
+    if card.tuned_encoder:
+        from learning.tuned import ENCODERS, TunedEncoder
+
+        where = folder.parent / ENCODERS / card.tuned_encoder
+        if not where.is_dir() or checksum_folder(where) != card.tuned_checksum:
+            raise ModelError(
+                f"{folder}: its refreshed encoder {where} is missing or changed; not loading"
+            )
+        tuned = TunedEncoder(card.tuned_encoder, where, card.tuned_checksum, 0, "")
     if runtime == "auto" and card.backend == "embed":
         from learning.fidelity import predict_runtime
 
@@ -184,4 +208,7 @@ def load_predictor(
         from learning.ensemble import load_finetune
 
         classifier = load_finetune(folder / "classifier", device=device)
-    return Predictor(card, classifier, device, runtime)
+    predictor = Predictor(card, classifier, device, runtime)
+    if tuned is not None:
+        predictor.tuned = tuned.encoder(device, card.max_length)
+    return predictor

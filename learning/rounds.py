@@ -34,6 +34,7 @@ from learning.round_steps import (
 )
 from learning.settings import LearningSettings
 from learning.stopping import kappa_stats
+from learning.tuned import current_tuned
 from store import Repository
 from store.artifacts import NewModelVersion, PredictionBatch
 
@@ -165,7 +166,11 @@ def run_round(
         raise
     parent = repo.artifacts.active()
     digest = labels_digest(pool)
-    check_new_labels(parent, digest, settings)
+    tuned = current_tuned(models_dir) if settings.backend == "embed" else None
+    tuned_name = tuned.name if tuned is not None and not pool.multi_label else None
+    same_tuned = (parent.metrics.get("tuned_encoder") if parent else None) == tuned_name
+    if same_tuned:  # a new refreshed encoder is worth a new version by itself
+        check_new_labels(parent, digest, settings)
     lap("load")
     embeddings = None
     runtime = "torch"
@@ -182,9 +187,21 @@ def run_round(
             progress,
             next_ids=pool.next_ids,
         )
+        extra = None
+        if tuned is not None and tuned_name is not None:
+            extra = embed_features(
+                repo,
+                tuned.encoder(settings.device, settings.max_length),
+                pool.message_ids,
+                pool.previous_ids,
+                settings.context_mode,
+                progress,
+                next_ids=pool.next_ids,
+            )
+            x = np.hstack([x, extra])
         lexical = None if pool.multi_label else lexical_features(repo, pool.message_ids)
         lap("features")
-        kept = kept_temperature(parent, settings, len(train), pool.labels)
+        kept = kept_temperature(parent, settings, len(train), pool.labels) if same_tuned else None
         clf: Any = EmbedClassifier(
             pool.labels,
             multi_label=pool.multi_label,
@@ -223,6 +240,7 @@ def run_round(
         label_counts={label: int(counts[i]) for i, label in enumerate(pool.labels)},
         temperature=float(temperature),
         labels_digest=digest,
+        tuned_encoder=tuned_name,
         **calibration,
     )
     if settings.backend == "embed":
@@ -236,6 +254,7 @@ def run_round(
                 settings.context_mode,
                 metrics,
                 lexical=lexical[evaluation] if lexical is not None else None,
+                extra=extra[evaluation] if extra is not None else None,
             )
         )
     stats = kappa_stats(repo, pool, proba, parent)
@@ -254,6 +273,8 @@ def run_round(
         max_length=settings.max_length,
         temperature=float(temperature),
         runtime=runtime,
+        tuned_encoder=tuned_name or "",
+        tuned_checksum=tuned.checksum if tuned is not None and tuned_name else "",
     )
     model, round_view = register(
         repo,

@@ -86,6 +86,7 @@ models_app.command("show")(models.show_cmd)
 models_app.command("activate")(models.activate_cmd)
 app.add_typer(models_app, name="models")
 app.command("retrain")(models.retrain_cmd)
+app.command("refresh-encoder")(models.refresh_encoder_cmd)
 app.command("predict")(models.predict_cmd)
 app.command("simulate")(simulate.simulate_cmd)
 

@@ -1,0 +1,131 @@
+"""The encoder refresh (learning.encoder_refresh): MiniLM fine-tuned on the demo's gold
+labels, the pool encoded with it, and the rounds and `predict` using its vectors beside the
+frozen encoder's. One fine-tuning for the module (one epoch on the demo's ~250 labels)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from learning.encoder_refresh import REFRESH_MIN_LABELS, refresh_encoder
+from learning.inputs import following_turns
+from learning.pool import Pool
+from learning.registry import ModelError, load_predictor, model_folder
+from learning.rounds import NoNewLabels, RoundError, pool_inputs, run_round
+from learning.settings import LearningSettings
+from learning.tuned import current_tuned
+from store import Repository, Workspace, load_workspace
+from tui.cli import main
+from tui.demo import build_demo
+
+pytestmark = pytest.mark.slow
+
+
+def settings_of(ws: Workspace) -> LearningSettings:
+    return replace(LearningSettings.from_workspace(ws), epochs=1)
+
+
+@pytest.fixture(scope="module")
+def refreshed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    """The demo with a first model, then one encoder refresh."""
+    path = tmp_path_factory.mktemp("refresh") / "demo"
+    ws = build_demo(path, train=True)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    try:
+        _, seconds = refresh_encoder(repo, ws.models_dir, settings_of(ws))
+    finally:
+        repo.close()
+    return path, seconds
+
+
+@pytest.fixture
+def demo(
+    refreshed: tuple[Path, dict[str, float]], tmp_path: Path
+) -> Iterator[tuple[Workspace, Repository]]:
+    path = tmp_path / "demo"
+    shutil.copytree(refreshed[0], path)
+    ws = load_workspace(path)
+    repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+    yield ws, repo
+    repo.close()
+
+
+def test_refresh_makes_a_current_encoder_with_the_pool_encoded(
+    demo: tuple[Workspace, Repository], refreshed: tuple[Path, dict[str, float]]
+) -> None:
+    ws, repo = demo
+    tuned = current_tuned(ws.models_dir)
+    assert tuned is not None and tuned.folder.is_dir()
+    pool = Pool.build(repo, repo.codebook())
+    assert tuned.labels == len(pool.train_indices) >= REFRESH_MIN_LABELS
+    encoder = tuned.encoder("cpu")
+    assert encoder.key.startswith(f"tuned:{tuned.name}|")  # not the folder's path
+    found = repo.artifacts.embeddings_into(
+        encoder.key, [(np.asarray(pool.message_ids), np.zeros((len(pool.message_ids), 384)))]
+    )
+    assert found[0].all()  # every pool message's vector cached before it became current
+    assert set(refreshed[1]) == {"finetune", "encode_pool"}
+
+
+def test_rounds_use_it_and_predict_gives_their_probabilities(
+    demo: tuple[Workspace, Repository],
+) -> None:
+    """The round after a refresh registers a version although no label changed (a new
+    encoder); the one after that has nothing new. The saved model predicts from text what
+    the round stored, and refuses to load once the encoder's files change."""
+    ws, repo = demo
+    tuned = current_tuned(ws.models_dir)
+    result = run_round(repo, ws.models_dir, settings_of(ws))
+    assert result.metrics["tuned_encoder"] == tuned.name
+    with pytest.raises(NoNewLabels):
+        run_round(repo, ws.models_dir, settings_of(ws))
+    model = repo.artifacts.active()
+    folder = model_folder(ws.models_dir, model)
+    predictor = load_predictor(folder, model.checksum, "cpu")
+    assert predictor.card.tuned_encoder == tuned.name and predictor.tuned is not None
+    pool = Pool.build(repo, repo.codebook())
+    card = predictor.card
+    after = following_turns(card.context_mode, card.context_turns)
+    inputs = pool_inputs(repo, pool, card.context_turns, after)[:16]
+    stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:16]])
+    expected = np.array(
+        [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:16]]
+    )
+    assert np.allclose(predictor.predict_proba(inputs), expected, atol=1e-3)
+    (tuned.folder / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="refreshed encoder"):
+        load_predictor(folder, model.checksum, "cpu")
+
+
+def test_too_few_labels_refuse_before_any_training(
+    demo: tuple[Workspace, Repository], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fewer gold labels than the refresh needs: a clear error, no training, and the
+    current encoder stays the current one."""
+    ws, repo = demo
+    before = current_tuned(ws.models_dir)
+    monkeypatch.setattr("learning.encoder_refresh.REFRESH_MIN_LABELS", 10_000)
+
+    def no_training(*_: object, **__: object) -> None:
+        raise AssertionError("trained although the labels were too few")
+
+    monkeypatch.setattr("learning.finetune.FinetuneClassifier.fit", no_training)
+    with pytest.raises(RoundError, match="at least 10000 gold labels"):
+        refresh_encoder(repo, ws.models_dir, settings_of(ws))
+    assert current_tuned(ws.models_dir) == before
+
+
+def test_refresh_command_reports_json(
+    demo: tuple[Workspace, Repository], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws, _ = demo
+    config = ws.config_path.read_text()
+    ws.config_path.write_text(config.replace("[learning]\n", "[learning]\nepochs = 1\n"))
+    assert main(["-w", str(ws.root), "refresh-encoder", "--json"]) == 0
+    report = capsys.readouterr().out
+    assert '"encoder": "e' in report and '"labels":' in report
