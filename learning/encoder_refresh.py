@@ -56,8 +56,9 @@ def refresh_encoder(
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     inputs = pool_inputs(repo, pool, 1, following_turns("previous", 1))
-    dev = [i for i in train if held_out(pool.conversations[i], settings.seed + 1, 0.1)]
-    fit = [i for i in train if i not in set(dev)]
+    is_dev = [held_out(pool.conversations[i], settings.seed + 1, 0.1) for i in train]
+    dev = [i for i, d in zip(train, is_dev, strict=True) if d]
+    fit = [i for i, d in zip(train, is_dev, strict=True) if not d]
     if len(dev) < 10:
         fit, dev = list(train), []
     tuned = FinetuneClassifier(
