@@ -1,18 +1,22 @@
-"""The encoder refresh on AnnoMI dev (never test): what reusing the `finetune` backend's
-fine-tuned encoder as the round's feature extractor would add, and what one refresh costs.
-Prints JSON.
+"""The encoder refresh (`techne refresh-encoder`) on AnnoMI: what the `finetune` backend's
+fine-tuned encoder adds as the round's second feature extractor, and what one refresh
+costs. Prints JSON.
 
     python bench/encoder_refresh_annomi.py [--folds 0,1,2] [--labels 400,800,1600]
+        [--seeds 0] [--split dev|test]
 
-For each fold of a conversation-grouped 7-fold split of AnnoMI's training side (the test
-transcripts are never read) and each label count: that many random labelled messages from
-the fold's pool; the round learner as it is (frozen MiniLM `around` vectors + lexical
-head) scored on the fold's held-out transcripts; then MiniLM fine-tuned on those labels
-(`finetune`'s default recipe), saved, and loaded back as a plain `Encoder` folder (mean
-pooling, torch), whose vectors of the message and the turns before and after replace
-(`tuned`) or join (`frozen+tuned`) the frozen ones under the same heads. Costs: the
-fine-tuning's wall time, and the tuned encoder's messages per second (what re-encoding a
-pool costs: a round reads every pool message and its neighbours).
+--split dev (the default, for choosing): each fold of a conversation-grouped 7-fold split
+of AnnoMI's training side, scored on the fold's held-out transcripts (test is not read).
+--split test (reporting): the pool is the whole training side, scored on the test
+transcripts; a label count above the pool's size means all of it.
+
+For each label count: that many random labelled messages from the pool; the round learner
+without a refresh (frozen MiniLM `around` vectors + lexical head); then MiniLM fine-tuned on
+those labels (`finetune`'s default recipe), saved, and loaded back as a plain `Encoder`
+folder (mean pooling, torch), whose vectors of the message and the turns before and after
+replace (`tuned`) or join (`frozen+tuned`, what a refresh gives) the frozen ones under the
+same heads. Costs: the fine-tuning's wall time, and the tuned encoder's messages per second
+(what encoding a pool costs: a refresh encodes every pool message and its neighbours).
 """
 
 from __future__ import annotations
@@ -94,7 +98,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--folds", default="0,1,2", help=f"of {FOLDS} grouped folds")
     parser.add_argument("--labels", default="400,800,1600")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="label draws (and fine-tuning seeds)")
+    parser.add_argument(
+        "--split",
+        choices=["dev", "test"],
+        default="dev",
+        help="dev: the folds (for choosing); test: pool = training side, scored on test",
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/techne-annomi-embeddings.npz"))
     args = parser.parse_args()
     if not DATA.exists():
@@ -102,18 +112,22 @@ def main() -> None:
     from sklearn.model_selection import GroupKFold
 
     inputs, y, groups = load_annomi(DATA, 3, 1)
-    train, dev, _test = splits(groups, 0)
+    train, dev, test = splits(groups, 0)
     side = np.concatenate([train, dev])  # the training side only
     frozen = embed_features(inputs, Encoder(), args.cache)["around"]
     counts = LexicalSpec().transform([i.text for i in inputs])
     folds = list(GroupKFold(FOLDS).split(side, groups=groups[side]))
+    if args.split == "test":  # reporting only: what was chosen on dev, scored on test
+        folds, args.folds = [(np.arange(len(side)), np.zeros(0, dtype=int))], "0"
     runs = []
-    for f in (int(v) for v in args.folds.split(",")):
-        pool, scored = side[folds[f][0]], side[folds[f][1]]
-        for n in (int(v) for v in args.labels.split(",")):
-            run = {"fold": f, **one_run(inputs, y, counts, frozen, pool, scored, n, args.seed)}
-            print(json.dumps(run), file=sys.stderr, flush=True)
-            runs.append(run)
+    for seed in (int(v) for v in args.seeds.split(",")):
+        for f in (int(v) for v in args.folds.split(",")):
+            pool, scored = side[folds[f][0]], side[folds[f][1]] if args.split == "dev" else test
+            for n in (min(int(v), len(pool)) for v in args.labels.split(",")):
+                one = one_run(inputs, y, counts, frozen, pool, scored, n, seed)
+                run = {"fold": f, "seed": seed, **one}
+                print(json.dumps(run), file=sys.stderr, flush=True)
+                runs.append(run)
     summary = {}
     for n in sorted({r["labels"] for r in runs}):
         at = [r for r in runs if r["labels"] == n]
@@ -123,7 +137,11 @@ def main() -> None:
         }
     report = {
         "benchmark": "encoder_refresh_annomi",
-        "split": f"dev: grouped {FOLDS}-fold over the training side, folds {args.folds}",
+        "split": (
+            f"dev: grouped {FOLDS}-fold over the training side, folds {args.folds}"
+            if args.split == "dev"
+            else "test: pool = the training side, scored on the test transcripts"
+        ),
         "heads": "embedding + lexical (the round learner), macro-F1 on the fold's held out",
         "mean_by_labels": summary,
         "runs": runs,
