@@ -178,6 +178,11 @@ def run_round(
     if settings.backend == "embed":
         runtime, _ = choose_runtime(settings.runtime, settings.device, repo.artifacts.versions())
         encoder = Encoder(settings.encoder, settings.device, settings.max_length, runtime=runtime)
+        also = (
+            tuned.encoder(settings.device, settings.max_length)
+            if tuned is not None and tuned_name is not None
+            else None
+        )
         x = embed_features(
             repo,
             encoder,
@@ -186,19 +191,10 @@ def run_round(
             settings.context_mode,
             progress,
             next_ids=pool.next_ids,
+            also=also,
         )
-        extra = None
-        if tuned is not None and tuned_name is not None:
-            extra = embed_features(
-                repo,
-                tuned.encoder(settings.device, settings.max_length),
-                pool.message_ids,
-                pool.previous_ids,
-                settings.context_mode,
-                progress,
-                next_ids=pool.next_ids,
-            )
-            x = np.hstack([x, extra])
+        blocks = x.shape[1] // (encoder.dim + (also.dim if also is not None else 0))
+        frozen_width = blocks * encoder.dim  # the refreshed encoder's columns follow
         lexical = None if pool.multi_label else lexical_features(repo, pool.message_ids)
         lap("features")
         kept = kept_temperature(parent, settings, len(train), pool.labels) if same_tuned else None
@@ -254,7 +250,7 @@ def run_round(
                 settings.context_mode,
                 metrics,
                 lexical=lexical[evaluation] if lexical is not None else None,
-                extra=extra[evaluation] if extra is not None else None,
+                extra=x[evaluation, frozen_width:] if also is not None else None,
             )
         )
     stats = kappa_stats(repo, pool, proba, parent)
