@@ -293,3 +293,36 @@ def test_one_kappa_for_coders_and_models() -> None:
     want = cohen_kappa_score(a, b)
     assert cohen_kappa(a, b) == pytest.approx(want)
     assert cohen_kappa(list(names[a + 1]), list(names[b + 1])) == pytest.approx(want)
+
+
+def test_a_pool_s_features_are_read_once_per_process(
+    annomi_repo: Repository, tmp_path: Path
+) -> None:
+    """embed_features keeps the matrix it built (read-only) and gives it back for the same
+    encoders, context and ids without reading the store; other ids are read afresh. The
+    encoder is a stand-in with a key and a size: every vector is cached, none is encoded."""
+    from learning import features
+
+    class Cached:
+        key, dim = "enc", 4
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            raise AssertionError("every vector is cached")
+
+    ids = _messages(annomi_repo, tmp_path, 12)
+    matrix = np.arange(12 * 4, dtype=np.float32).reshape(12, 4) + 1
+    annomi_repo.artifacts.put_embedding_matrix("enc", ids, matrix)
+    own, before = np.asarray(ids[1:4]), np.asarray([ids[0], ids[1], -1])
+    first = features.embed_features(annomi_repo, Cached(), own, before, "previous")
+    assert np.array_equal(first, np.hstack([matrix[1:4], matrix[[0, 1]].tolist() + [[0] * 4]]))
+    assert not first.flags.writeable
+    reads = []
+    real = annomi_repo.artifacts.embeddings_into
+    annomi_repo.artifacts.embeddings_into = lambda *a: reads.append(a) or real(*a)
+    try:
+        again = features.embed_features(annomi_repo, Cached(), own, before, "previous")
+        assert again is first and reads == []
+        other = features.embed_features(annomi_repo, Cached(), own[:2], before[:2], "previous")
+        assert len(reads) == 1 and np.array_equal(other, first[:2])
+    finally:
+        annomi_repo.artifacts.embeddings_into = real
