@@ -15,8 +15,10 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from learning.encoders import resolve_model_path
-from learning.features import ProgressFn, embed_features
+from learning.features import ProgressFn, cached_embeddings
 from learning.inputs import following_turns
 from learning.pool import Pool, held_out
 from learning.registry import checksum_folder
@@ -96,14 +98,10 @@ def refresh_encoder(
     os.replace(partial, folder)
     made = TunedEncoder(name, folder, checksum_folder(folder), len(train), digest)
     clock = time.perf_counter()
-    embed_features(  # into the cache, so the next round reads and never encodes
-        repo,
-        made.encoder(settings.device, settings.max_length),
-        pool.message_ids,
-        pool.previous_ids,
-        "around",
-        progress,
-        next_ids=pool.next_ids,
+    every = np.unique(np.concatenate([pool.message_ids, pool.previous_ids, pool.next_ids]))
+    # into the cache (each message and its neighbours once), so rounds read and never encode
+    cached_embeddings(
+        repo, made.encoder(settings.device, settings.max_length), every[every >= 0], progress
     )
     seconds["encode_pool"] = round(time.perf_counter() - clock, 1)
     pointer = root / "current.json"

@@ -156,3 +156,22 @@ def copy_workspace(source: Path, target: Path, postgres: PostgresServer | None =
         text = config.read_text(encoding="utf-8")
         config.write_text(text.replace(url, postgres.clone_database(url)), encoding="utf-8")
     return target
+
+
+def predicted_and_stored(repo, predictor, model, count: int):  # noqa: ANN001, ANN201
+    """A saved model's probabilities computed from text for the pool's first `count`
+    messages, and the ones its round stored for them (rows alike, techniques in order)."""
+    import numpy as np
+
+    from learning.inputs import following_turns
+    from learning.pool import Pool
+    from learning.rounds import pool_inputs
+
+    pool = Pool.build(repo, repo.codebook())
+    card = predictor.card
+    after = following_turns(card.context_mode, card.context_turns)
+    inputs = pool_inputs(repo, pool, card.context_turns, after)[:count]
+    ids = [int(i) for i in pool.message_ids[:count]]
+    stored = repo.artifacts.predictions(model.id, ids)
+    expected = np.array([[stored[m].probabilities[k] for k in pool.labels] for m in ids])
+    return np.asarray(predictor.predict_proba(inputs)), expected

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from learning.encoder_refresh import REFRESH_MIN_LABELS, refresh_encoder
-from learning.inputs import following_turns
 from learning.pool import Pool
 from learning.registry import ModelError, load_predictor, model_folder
-from learning.rounds import NoNewLabels, RoundError, pool_inputs, run_round
+from learning.rounds import NoNewLabels, RoundError, run_round
 from learning.settings import LearningSettings
 from learning.tuned import current_tuned
 from store import Repository, Workspace, load_workspace
+from tests.conftest import predicted_and_stored
 from tui.cli import main
 from tui.demo import build_demo
 
@@ -88,15 +88,8 @@ def test_rounds_use_it_and_predict_gives_their_probabilities(
     folder = model_folder(ws.models_dir, model)
     predictor = load_predictor(folder, model.checksum, "cpu")
     assert predictor.card.tuned_encoder == tuned.name and predictor.tuned is not None
-    pool = Pool.build(repo, repo.codebook())
-    card = predictor.card
-    after = following_turns(card.context_mode, card.context_turns)
-    inputs = pool_inputs(repo, pool, card.context_turns, after)[:16]
-    stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:16]])
-    expected = np.array(
-        [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:16]]
-    )
-    assert np.allclose(predictor.predict_proba(inputs), expected, atol=1e-3)
+    proba, expected = predicted_and_stored(repo, predictor, model, 16)
+    assert np.allclose(proba, expected, atol=1e-3)
     (tuned.folder / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="refreshed encoder"):
         load_predictor(folder, model.checksum, "cpu")

@@ -17,7 +17,6 @@ from sqlalchemy import text
 import seeds
 from learning.calibration import fit_temperature, softmax
 from learning.encoders import Encoder
-from learning.inputs import following_turns
 from learning.metrics import expected_calibration_error
 from learning.pool import Pool
 from learning.predict import predict_file
@@ -28,6 +27,7 @@ from learning.simulate import SimulationData, labels_to_reach, simulate
 from learning.strategies import STRATEGIES
 from store import Repository, Workspace, load_workspace
 from store.io import ColumnMap
+from tests.conftest import predicted_and_stored
 from tui.cli import main
 from tui.demo import build_demo
 
@@ -183,17 +183,7 @@ def test_saved_model_predicts_like_the_round(demo: tuple[Workspace, Repository])
     run_round(repo, ws.models_dir, settings_for(ws))
     model = repo.artifacts.active()
     predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum, "cpu")
-    from learning.rounds import pool_inputs
-
-    pool = Pool.build(repo, repo.codebook())
-    card = predictor.card
-    after = following_turns(card.context_mode, card.context_turns)
-    inputs = pool_inputs(repo, pool, card.context_turns, after)[:40]
-    proba = predictor.predict_proba(inputs)
-    stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:40]])
-    expected = np.array(
-        [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:40]]
-    )
+    proba, expected = predicted_and_stored(repo, predictor, model, 40)
     assert np.allclose(proba, expected, atol=1e-4)
     (model_folder(ws.models_dir, model) / "model.json").write_text("{}")
     with pytest.raises(ModelError, match="checksum"):
@@ -410,17 +400,8 @@ def test_finetune_round_registers_a_loadable_model(demo: tuple[Workspace, Reposi
     model = repo.artifacts.active()
     assert model.backend == "finetune" and 0 < result.metrics["macro_f1"] <= 1
     predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum, "cpu")
-    from learning.rounds import pool_inputs
-
-    pool = Pool.build(repo, repo.codebook())
-    card = predictor.card
-    after = following_turns(card.context_mode, card.context_turns)
-    inputs = pool_inputs(repo, pool, card.context_turns, after)[:16]
-    stored = repo.artifacts.predictions(model.id, [int(i) for i in pool.message_ids[:16]])
-    expected = np.array(
-        [[stored[int(m)].probabilities[k] for k in pool.labels] for m in pool.message_ids[:16]]
-    )
-    assert np.allclose(predictor.predict_proba(inputs), expected, atol=1e-3)
+    proba, expected = predicted_and_stored(repo, predictor, model, 16)
+    assert np.allclose(proba, expected, atol=1e-3)
 
 
 def test_a_round_keeps_the_temperature_until_the_labels_grow(
