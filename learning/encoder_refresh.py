@@ -13,13 +13,16 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from learning.encoders import resolve_model_path
 from learning.features import ProgressFn, cached_embeddings
-from learning.inputs import following_turns
+from learning.inputs import ModelInput, following_turns
 from learning.pool import Pool, held_out
 from learning.registry import checksum_folder
 from learning.round_steps import RoundError, labels_digest
@@ -28,8 +31,61 @@ from learning.settings import LearningSettings
 from learning.tuned import ENCODERS, TunedEncoder
 from store import Repository
 
+if TYPE_CHECKING:
+    from learning.finetune import FinetuneClassifier
+
 REFRESH_MIN_LABELS = 200
 """Fewest gold labels (outside the held-out conversations) a refresh trains on."""
+
+
+LOCK = ".refresh.lock"
+"""In the encoders folder while a refresh runs: the process id of the one that does."""
+
+
+@contextmanager
+def refresh_lock(root: Path) -> Iterator[None]:
+    """One refresh at a time per models folder (the app's background one, a maintainer's
+    `techne refresh-encoder`): a second is refused while the first's process lives; the lock
+    of one that died (killed, power cut) is taken over."""
+    root.mkdir(parents=True, exist_ok=True)
+    lock = root / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None:
+                raise RoundError(
+                    f"an encoder refresh is already running (process {holder}); "
+                    "rounds use the new encoder once it has finished"
+                ) from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise RoundError(f"{lock}: could not take the refresh lock")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The live process holding the lock, or None (gone, unreadable, or this process)."""
+    try:
+        pid = int(lock.read_text().strip())
+        if pid == os.getpid():
+            return None
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
 def refresh_encoder(
@@ -40,8 +96,17 @@ def refresh_encoder(
 ) -> tuple[TunedEncoder, dict[str, float]]:
     """Fine-tune the encoder on the gold labels outside the held-out conversations, encode
     every pool message (and its neighbours) with it into the cache, then make it current.
-    Returns it and the seconds each step took."""
-    from learning.finetune import FinetuneClassifier, FinetuneSettings
+    Returns it and the seconds each step took. One at a time per models folder."""
+    with refresh_lock(models_dir / ENCODERS):
+        return _refresh(repo, models_dir, settings, progress)
+
+
+def _refresh(
+    repo: Repository,
+    models_dir: Path,
+    settings: LearningSettings,
+    progress: ProgressFn | None,
+) -> tuple[TunedEncoder, dict[str, float]]:
     from learning.rounds import pool_inputs
 
     if settings.backend != "embed":
@@ -58,32 +123,13 @@ def refresh_encoder(
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     inputs = pool_inputs(repo, pool, 1, following_turns("previous", 1))
-    is_dev = [held_out(pool.conversations[i], settings.seed + 1, 0.1) for i in train]
-    dev = [i for i, d in zip(train, is_dev, strict=True) if d]
-    fit = [i for i, d in zip(train, is_dev, strict=True) if not d]
-    if len(dev) < 10:
-        fit, dev = list(train), []
-    tuned = FinetuneClassifier(
+    tuned = tune_encoder(
+        [inputs[i] for i in train],
+        pool.y[train],
+        [pool.conversations[i] for i in train],
         pool.labels,
-        FinetuneSettings(
-            model_path=resolve_model_path(settings.encoder),
-            context_mode="previous",
-            context_turns=1,
-            max_length=settings.max_length,
-            epochs=settings.epochs,
-            lr=settings.lr,
-            seed=settings.seed,
-            device=settings.device,
-        ),
-    )
-    tuned.fit(
-        [inputs[i] for i in fit],
-        pool.y[fit],
-        dev_inputs=[inputs[i] for i in dev] or None,
-        dev_y=pool.y[dev] if dev else None,
-        progress=(lambda what, share: progress(f"fine-tuning: {what}", share))
-        if progress
-        else None,
+        settings,
+        progress,
     )
     seconds["finetune"] = round(time.perf_counter() - clock, 1)
     digest = labels_digest(pool)
@@ -120,3 +166,46 @@ def refresh_encoder(
     )
     os.replace(tmp, pointer)  # rounds switch to it only now, with its vectors cached
     return made, seconds
+
+
+def tune_encoder(
+    inputs: Sequence[ModelInput],
+    y: np.ndarray,
+    conversations: Sequence[str],
+    labels: list[str],
+    settings: LearningSettings,
+    progress: ProgressFn | None = None,
+) -> FinetuneClassifier:
+    """MiniLM fine-tuned on these labelled messages with the `finetune` recipe (the message
+    and the turn before it), early-stopping on a tenth of their conversations (a stable
+    hash; all of them train when that leaves under 10 messages). What a refresh trains, and
+    what bench/al_annomi.py's loop with refreshes trains."""
+    from learning.finetune import FinetuneClassifier, FinetuneSettings
+
+    is_dev = [held_out(c, settings.seed + 1, 0.1) for c in conversations]
+    dev = [i for i, d in enumerate(is_dev) if d]
+    fit = [i for i, d in enumerate(is_dev) if not d]
+    if len(dev) < 10:
+        fit, dev = list(range(len(inputs))), []
+    tuned = FinetuneClassifier(
+        labels,
+        FinetuneSettings(
+            model_path=resolve_model_path(settings.encoder),
+            context_mode="previous",
+            context_turns=1,
+            max_length=settings.max_length,
+            epochs=settings.epochs,
+            lr=settings.lr,
+            seed=settings.seed,
+            device=settings.device,
+        ),
+    )
+    return tuned.fit(
+        [inputs[i] for i in fit],
+        y[fit],
+        dev_inputs=[inputs[i] for i in dev] or None,
+        dev_y=y[dev] if dev else None,
+        progress=(lambda what, share: progress(f"fine-tuning: {what}", share))
+        if progress
+        else None,
+    )

@@ -50,6 +50,10 @@ class LearningSettings:
     """Fine-tuning epochs (finetune backend); early stopping may end sooner."""
     lr: float = 1e-4
     """Fine-tuning peak learning rate, reached after warm-up, then decayed linearly."""
+    encoder_refresh_from: int = 400
+    """Gold labels (outside the held-out conversations) at which the app first refreshes
+    the encoder by itself after a round (learning.encoder_refresh, in the background), then
+    each time the labels have doubled; 0: never by itself (`techne refresh-encoder`)."""
     members: int = 1
     """Fine-tuned models per round, seeds seed, seed+1, ...; more than one averages their
     probabilities (a seed ensemble: each member costs a training run)."""
@@ -92,6 +96,11 @@ class LearningSettings:
         if self.runtime not in RUNTIMES:
             raise WorkspaceError(
                 f"{where}: runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}"
+            )
+        if self.encoder_refresh_from < 0:
+            raise WorkspaceError(
+                f"{where}: encoder_refresh_from must be 0 (off) or more, "
+                f"got {self.encoder_refresh_from}"
             )
         if self.members < 1:
             raise WorkspaceError(f"{where}: members must be at least 1, got {self.members}")

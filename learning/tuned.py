@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from learning.encoders import Encoder
+
+if TYPE_CHECKING:
+    from learning.settings import LearningSettings
+    from store import CodebookView
 
 ENCODERS = "encoders"
 """Folder under the models folder holding the tuned encoders and `current.json`."""
@@ -42,4 +47,32 @@ def current_tuned(models_dir: Path) -> TunedEncoder | None:
         return None
     return TunedEncoder(
         meta["name"], folder, meta["checksum"], meta["labels"], meta["labels_digest"]
+    )
+
+
+REFRESH_GROWTH = 2
+"""After the first refresh, the next falls due when the labels have doubled: the fine-tuning
+costs grow with the labels, so all refreshes together cost about twice the last one."""
+
+
+def refresh_due(labels: int, current_labels: int | None, first: int) -> bool:
+    """Whether a round trained on `labels` gold labels should start an encoder refresh: from
+    `first` labels on (0: never), then each time the labels have doubled since the encoder
+    in use (trained on `current_labels`; None: none yet)."""
+    if first <= 0 or labels < first:
+        return False
+    return current_labels is None or labels >= REFRESH_GROWTH * current_labels
+
+
+def encoder_refresh_due(
+    models_dir: Path, settings: LearningSettings, trained_on: object, codebook: CodebookView
+) -> bool:
+    """Whether a round just trained on `trained_on` labels should start a refresh of this
+    workspace's encoder (`[learning] encoder_refresh_from`; embed rounds of single-label
+    codebooks only)."""
+    if settings.backend != "embed" or codebook.multi_label or not isinstance(trained_on, int):
+        return False
+    current = current_tuned(models_dir)
+    return refresh_due(
+        trained_on, current.labels if current else None, settings.encoder_refresh_from
     )

@@ -4,7 +4,11 @@ frozen encoder's. One fine-tuning for the module (one epoch on the demo's ~250 l
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learning.encoder_refresh import REFRESH_MIN_LABELS, refresh_encoder
+from learning.encoder_refresh import LOCK, REFRESH_MIN_LABELS, refresh_encoder, refresh_lock
 from learning.pool import Pool
 from learning.registry import ModelError, load_predictor, model_folder
 from learning.rounds import NoNewLabels, RoundError, run_round
 from learning.settings import LearningSettings
-from learning.tuned import current_tuned
-from store import Repository, Workspace, load_workspace
-from tests.conftest import predicted_and_stored
+from learning.tuned import ENCODERS, current_tuned, refresh_due
+from store import Repository, Workspace, WorkspaceError, load_workspace
+from tests.conftest import copy_workspace, predicted_and_stored
 from tui.cli import main
 from tui.demo import build_demo
 
@@ -122,3 +126,81 @@ def test_refresh_command_reports_json(
     assert main(["-w", str(ws.root), "refresh-encoder", "--json"]) == 0
     report = capsys.readouterr().out
     assert '"encoder": "e' in report and '"labels":' in report
+
+
+def test_refresh_falls_due_at_the_first_count_then_at_each_doubling() -> None:
+    assert not refresh_due(399, None, 400)
+    assert refresh_due(400, None, 400)
+    assert not refresh_due(799, 400, 400)  # the encoder in use saw 400
+    assert refresh_due(800, 400, 400)
+    assert refresh_due(1000, 450, 400) and not refresh_due(899, 450, 400)
+    assert not refresh_due(10_000, None, 0)  # 0: never by itself
+
+
+def test_a_negative_refresh_count_is_a_settings_error(tmp_path: Path) -> None:
+    ws = build_demo(tmp_path / "demo", train=False)
+    config = ws.config_path.read_text()
+    ws.config_path.write_text(
+        config.replace("[learning]\n", "[learning]\nencoder_refresh_from = -1\n")
+    )
+    with pytest.raises(WorkspaceError, match="encoder_refresh_from must be 0"):
+        LearningSettings.from_workspace(load_workspace(ws.root))
+
+
+def test_a_second_refresh_is_refused_while_one_runs(
+    demo: tuple[Workspace, Repository], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live process holds the lock: refused, naming it, before any training; a dead
+    process's lock is taken over and given back."""
+    ws, repo = demo
+    lock = ws.models_dir / ENCODERS / LOCK
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        lock.write_text(str(other.pid))
+
+        def no_training(*_: object, **__: object) -> None:
+            raise AssertionError("trained beside a running refresh")
+
+        monkeypatch.setattr("learning.finetune.FinetuneClassifier.fit", no_training)
+        with pytest.raises(RoundError, match=f"already running \\(process {other.pid}\\)"):
+            refresh_encoder(repo, ws.models_dir, settings_of(ws))
+    finally:
+        other.communicate(b"")
+    assert lock.read_text() == str(other.pid)  # left to its owner
+    with refresh_lock(ws.models_dir / ENCODERS):  # its owner died: taken over
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()
+
+
+def test_retrain_says_when_a_refresh_is_due(
+    trained_demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`techne retrain` reports the refresh due (JSON and a line) and never starts one
+    itself; with `encoder_refresh_from = 0` it is never due."""
+    path = copy_workspace(trained_demo, tmp_path / "demo")
+    ws = load_workspace(path)
+    config = ws.config_path.read_text()
+
+    def new_label_and_retrain(refresh_from: int, *flags: str) -> str:
+        ws.config_path.write_text(
+            config.replace("[learning]\n", f"[learning]\nencoder_refresh_from = {refresh_from}\n")
+        )
+        repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
+        try:
+            repo.ensure_annotator("dana")
+            first = repo.claim_next("dana", repo.queue("dana"))
+            assert first is not None
+            repo.save_label(first, "dana", "label", [repo.codebook().keys()[0]])
+        finally:
+            repo.close()
+        capsys.readouterr()
+        assert main(["-w", str(path), "retrain", *flags]) == 0
+        return capsys.readouterr().out
+
+    report = json.loads(new_label_and_retrain(200, "--json"))
+    assert report["metrics"]["train_size"] >= 200 and report["encoder_refresh_due"] is True
+    assert "An encoder refresh is due" in new_label_and_retrain(200)
+    assert "encoder refresh" not in new_label_and_retrain(0)
+    assert current_tuned(ws.models_dir) is None  # said, not started

@@ -4,6 +4,7 @@ they run."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +65,7 @@ def retrain_cmd(
     """
     from learning.choices import check_strategy
     from learning.rounds import NoNewLabels, run_round
+    from learning.tuned import encoder_refresh_due
 
     if strategy is not None:
         check_strategy(strategy, "--strategy")
@@ -75,6 +77,9 @@ def retrain_cmd(
             check_strategy(settings.strategy, f"{ws.config_path}: [learning] strategy")
             with ProgressBar(err, "retraining", enabled=not as_json) as progress:
                 result = run_round(repo, ws.models_dir, settings, progress)
+            due = encoder_refresh_due(
+                ws.models_dir, settings, result.metrics.get("train_size"), repo.codebook()
+            )
     except NoNewLabels as exc:
         if as_json:
             out.print_json(json.dumps({"round": None, "model": exc.active, "skipped": str(exc)}))
@@ -88,6 +93,7 @@ def retrain_cmd(
         "queued": len(result.queried),
         "metrics": result.metrics,
         "timings_s": result.timings,
+        "encoder_refresh_due": due,
     }
     if as_json:
         out.print_json(json.dumps(report))
@@ -108,9 +114,24 @@ def retrain_cmd(
         out.print(
             "Predictions have stopped changing (kappa average >= 0.99): more labels may add little."
         )
+    if due:
+        out.print(
+            f"An encoder refresh is due ({m['train_size']} labels): run `techne refresh-encoder` "
+            "(minutes; rounds go on meanwhile). The app starts one by itself."
+        )
 
 
-def refresh_encoder_cmd(ctx: typer.Context, device: Device = None, as_json: Json = False) -> None:
+def refresh_encoder_cmd(
+    ctx: typer.Context,
+    device: Device = None,
+    as_json: Json = False,
+    low_priority: Annotated[
+        bool,
+        typer.Option(
+            "--low-priority", help="Run at low CPU priority (nice 10), as the app's own does."
+        ),
+    ] = False,
+) -> None:
     """Fine-tune the encoder on the gold labels and encode the pool with it: the next
     rounds (`techne retrain`, `r` in the app) use its vectors beside the frozen encoder's.
 
@@ -125,6 +146,8 @@ def refresh_encoder_cmd(ctx: typer.Context, device: Device = None, as_json: Json
     """
     from learning.encoder_refresh import refresh_encoder
 
+    if low_priority and hasattr(os, "nice"):
+        os.nice(10)  # a labelling session's keypresses come first
     with open_repo(ctx) as (ws, repo):
         settings = _settings(ws, device=device)
         with ProgressBar(err, "refreshing the encoder", enabled=not as_json) as progress:
