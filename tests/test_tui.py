@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -475,3 +476,79 @@ async def test_keys_can_be_rebound_in_techne_toml(workspace: Path) -> None:
         await pilot.press("x")
         assert [(e.kind, e.message_id) for e in events(app)] == [("skip", first.id)]
     app.repo.close()
+
+
+async def round_over(app: TechneApp, pilot: Any) -> None:
+    """Wait for the round `r` started (if still running: Pilot's key presses may have seen
+    it through), then for its end to be handled; not for any other worker."""
+    rounds = [w for w in app.workers if w.group == "retrain"]
+    if rounds:  # an empty list would wait for every worker
+        await app.workers.wait_for_complete(rounds)
+    await pilot.pause()
+
+
+def refreshing_demo(trained_demo: Path, tmp_path: Path) -> Path:
+    """The trained demo with its refresh falling due at the next round (one epoch)."""
+    path = copy_workspace(trained_demo, tmp_path / "demo")
+    config = path / "techne.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("[learning]\n", "[learning]\nencoder_refresh_from = 200\nepochs = 1\n"),
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_a_round_starts_the_encoder_refresh_in_the_background(
+    trained_demo: Path, tmp_path: Path
+) -> None:
+    """A round whose labels call for a refresh starts `techne refresh-encoder` in a child
+    process; the expert labels on meanwhile, the app says when it is ready, and the next
+    round uses it."""
+    from learning.tuned import current_tuned
+
+    app = make_app(refreshing_demo(trained_demo, tmp_path), annotator="dana")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("1", "enter", "r")
+            await round_over(app, pilot)  # the refresh has started
+            assert app.refresh.running
+            trained = app.repo.artifacts.active().metrics["train_size"]
+            said = [n.message for n in app._notifications]
+            assert any(f"Refreshing the encoder on {trained} labels" in m for m in said), said
+            await pilot.press("2", "enter")  # labelling goes on beside it
+            assert screen(app).session.saved == 2
+            await app.workers.wait_for_complete()  # the refresh
+            await pilot.pause()
+            said = [n.message for n in app._notifications]
+            tuned = current_tuned(app.workspace.models_dir)
+            # the labels when it started (the one saved beside it, too, or not yet)
+            assert tuned is not None and tuned.labels in (trained, trained + 1)
+            assert any(f"Encoder {tuned.name} is ready" in m for m in said), said
+            await pilot.press("r")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            active = app.repo.artifacts.active()
+            assert active.tag == "v3" and active.metrics["tuned_encoder"] == tuned.name
+            assert not app.refresh.running  # v3's labels are not yet twice the encoder's
+    finally:
+        app.repo.close()
+
+
+async def test_quitting_stops_a_refresh_and_makes_nothing_current(
+    trained_demo: Path, tmp_path: Path
+) -> None:
+    from learning.tuned import current_tuned
+
+    app = make_app(refreshing_demo(trained_demo, tmp_path), annotator="dana")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("1", "enter", "r")
+            await round_over(app, pilot)
+            assert app.refresh.running
+            process = app.refresh.process
+        assert process is not None and process.returncode is not None
+        assert current_tuned(app.workspace.models_dir) is None
+        assert not any("failed" in n.message for n in app._notifications)
+    finally:
+        app.repo.close()

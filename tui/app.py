@@ -19,7 +19,8 @@ from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from store import CodebookView, Repository, Workspace, load_workspace
-from tui.messages import MessageShown
+from tui.messages import EncoderRefreshed, MessageShown
+from tui.refresh import BackgroundRefresh
 from tui.safe import clip, shown
 from tui.screens.annotate import AnnotateScreen
 
@@ -86,6 +87,8 @@ class TechneApp(App[None]):
         """Whether the round code was loaded in the background (maintainers and leads)."""
         self.startup_frozen = False
         """Whether start-up's objects are frozen out of garbage collection (on_message_shown)."""
+        self.refresh = BackgroundRefresh()
+        """The encoder refresh this app started in the background, if any."""
         repo.ensure_annotator(annotator)
 
     def run(self, *args: Any, **kwargs: Any) -> None:
@@ -145,8 +148,40 @@ class TechneApp(App[None]):
 
         self.push_screen(HelpScreen(self.screen.active_bindings))
 
+    def refresh_encoder_if_due(self, trained_on: int) -> None:
+        """After a round: start the encoder refresh in the background when its labels call
+        for one (`[learning] encoder_refresh_from`, then at each doubling) and none runs."""
+        from learning.tuned import encoder_refresh_due
+
+        settings = self.learning_settings()
+        due = encoder_refresh_due(self.workspace.models_dir, settings, trained_on, self.codebook)
+        if not due or self.refresh.running:
+            return
+        process = self.refresh.start(self.workspace)
+        self.notify(
+            f"Refreshing the encoder on {trained_on} labels in the background (minutes); "
+            "keep labelling: the next retrain after it uses it."
+        )
+        self._wait_for_refresh(process)
+
+    @work(thread=True, exit_on_error=False, group="refresh", description="Encoder refresh")
+    def _wait_for_refresh(self, process: Any) -> None:
+        report = self.refresh.wait(process)
+        if report is not None:
+            total = float(sum(report.seconds.values()))
+            self.post_message(EncoderRefreshed(report.encoder, report.labels, total))
+
+    def on_encoder_refreshed(self, message: EncoderRefreshed) -> None:
+        self.notify(
+            f"Encoder {message.encoder} is ready (fine-tuned on {message.labels} labels in "
+            f"{message.seconds:.0f} s): the next retrain uses it.",
+            markup=False,
+        )
+
     def on_unmount(self) -> None:
-        """A session that ends cleanly gives its claimed messages back at once."""
+        """A session that ends cleanly gives its claimed messages back at once, and stops a
+        refresh it started (a later round starts it again)."""
+        self.refresh.stop()
         self.repo.release_claims(self.annotator)
 
     def notify(

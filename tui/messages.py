@@ -34,6 +34,8 @@ class RoundFinished(Message):
     tag: str
     macro_f1: float | None
     queued: int
+    trained_on: int | None = None
+    """Gold labels it trained on (outside the held-out conversations)."""
 
 
 @dataclass
@@ -42,3 +44,12 @@ class RoundSkipped(Message):
     starting): no version was registered."""
 
     tag: str | None
+
+
+@dataclass
+class EncoderRefreshed(Message):
+    """The background encoder refresh finished: the next round uses this encoder."""
+
+    encoder: str
+    labels: int
+    seconds: float

@@ -90,8 +90,14 @@ class RetrainMixin(_Base):
         if model is None:  # the learning side registered nothing: no new gold labels
             self.post_message(RoundSkipped(None))
             return
+        trained = result.metrics.get("train_size")
         self.post_message(
-            RoundFinished(model.tag, result.metrics.get("macro_f1"), len(result.queried))
+            RoundFinished(
+                model.tag,
+                result.metrics.get("macro_f1"),
+                len(result.queried),
+                trained if isinstance(trained, int) else None,
+            )
         )
 
     def on_round_progressed(self, message: RoundProgressed) -> None:
@@ -112,6 +118,8 @@ class RetrainMixin(_Base):
             f"Model {message.tag} is active (held-out macro-F1 {f1}); {message.queued} queued."
         )
         self.round_done()
+        if message.trained_on is not None:
+            self.techne.refresh_encoder_if_due(message.trained_on)
 
     def on_round_skipped(self, message: RoundSkipped) -> None:
         if message.tag is None:  # said by the learning side after the round started
