@@ -63,6 +63,7 @@ from learning.classifiers import EmbedClassifier  # noqa: E402
 from learning.encoders import Encoder  # noqa: E402
 from learning.inputs import following_turns  # noqa: E402
 from learning.metrics import evaluate, expected_calibration_error  # noqa: E402
+from learning.settings import LearningSettings  # noqa: E402
 
 EMBED_CONTEXTS = ("none", "previous", "around")
 
@@ -167,8 +168,53 @@ def finetune_results(
     return out
 
 
-def default_loop(inputs, y, groups, embed, train, dev, test, seeds, budgets, strategies, split):
-    """Learning curves of the default learner (embedding + lexical heads) per strategy."""
+def refresher_for(inputs: list, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, seed: int):
+    """The app's encoder refresh as the simulated loop runs it: MiniLM fine-tuned on the
+    labelled rows (learning.encoder_refresh.tune_encoder, the very recipe), saved, loaded
+    back as the rounds load it (torch, mean pooling), and its `around` vectors of `rows`
+    (the pool and the scored messages; each distinct text encoded once)."""
+    import tempfile
+
+    from learning.encoder_refresh import tune_encoder
+    from learning.settings import LearningSettings
+
+    def refresh(labelled: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        tuned = tune_encoder(
+            [inputs[i] for i in labelled],
+            y[labelled],
+            [str(g) for g in groups[labelled]],
+            LABELS,
+            LearningSettings(seed=seed),
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            tuned.save(Path(folder))
+            encoder = Encoder(folder, runtime="torch")
+            sides = [
+                [i.text for i in inputs],
+                [i.context[-1].text if i.context else "" for i in inputs],
+                [i.following[0].text if i.following else "" for i in inputs],
+            ]
+            texts = sorted({side[r] for side in sides for r in rows} - {""})
+            at = {t: k for k, t in enumerate(texts)}
+            vectors = encoder.encode(texts)
+        out = np.zeros((len(inputs), 3 * encoder.dim), dtype=np.float32)
+        for s, side in enumerate(sides):
+            for r in rows:
+                if side[r]:
+                    out[r, s * encoder.dim : (s + 1) * encoder.dim] = vectors[at[side[r]]]
+        line = {"refresh": int(len(labelled)), "seconds": round(time.perf_counter() - started, 1)}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+        return out
+
+    return refresh
+
+
+def default_loop(
+    inputs, y, groups, embed, train, dev, test, seeds, budgets, strategies, split, refresh_from
+):
+    """Learning curves of the default learner (embedding + lexical heads) per strategy, with
+    the app's encoder refresh in the loop from `refresh_from` labels (0: without)."""
     from al_loop import curve, fit_score, summarise
 
     from learning.lexical import LexicalSpec
@@ -181,7 +227,22 @@ def default_loop(inputs, y, groups, embed, train, dev, test, seeds, budgets, str
     t0 = time.perf_counter()
     for seed in seeds:  # seeds outermost: an interrupted run still compares like with like
         for name in strategies:
-            scores = curve(x, counts, y, LABELS, own, pool, scored, name, budgets, seed)
+            scores = curve(
+                x,
+                counts,
+                y,
+                LABELS,
+                own,
+                pool,
+                scored,
+                name,
+                budgets,
+                seed,
+                refresher=refresher_for(inputs, y, groups, np.concatenate([pool, scored]), seed)
+                if refresh_from
+                else None,
+                refresh_from=refresh_from,
+            )
             runs.setdefault(name, []).append(scores)
             line = {"strategy": name, "seed": seed, "macro_f1": scores}
             print(json.dumps(line), file=sys.stderr, flush=True)
@@ -197,6 +258,7 @@ def default_loop(inputs, y, groups, embed, train, dev, test, seeds, budgets, str
         "scored": int(len(scored)),
         "budgets": budgets,
         "seeds": seeds,
+        "encoder_refresh_from": refresh_from,
         "strategies": summarise(budgets, runs),
         "per_seed": runs,
         "all_labels_macro_f1": full,
@@ -220,6 +282,13 @@ def main() -> None:
         choices=["dev", "test"],
         default="test",
         help="dev: pool = train, scored on dev (for choosing); test: pool = train + dev",
+    )
+    parser.add_argument(
+        "--refresh-from",
+        type=int,
+        default=LearningSettings().encoder_refresh_from,
+        help="labels of the loop's first encoder refresh, then at each doubling (the app's "
+        "default); 0: frozen encoder only (fast)",
     )
     parser.add_argument(
         "--cache",
@@ -263,6 +332,7 @@ def main() -> None:
         budgets,
         args.strategies.split(","),
         args.split,
+        args.refresh_from,
     )
     if not args.skip_finetune:
         report["full_labels"].update(finetune_results(inputs, y, train, dev, test, contexts))

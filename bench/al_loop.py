@@ -3,7 +3,7 @@ lexical head) and a query strategy, the file's labels as the oracle. Used by al_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import numpy as np
 from learning.classifiers import EmbedClassifier
 from learning.metrics import evaluate
 from learning.strategies import select
+from learning.tuned import refresh_due
 
 
 def fit_score(x, counts, y, labels, train, test, seed: int, lexical: bool = True) -> float:
@@ -36,14 +37,25 @@ def curve(
     step: int = 50,
     initial: int = 20,
     lexical: bool = True,
+    refresher: Callable[[np.ndarray], np.ndarray] | None = None,
+    refresh_from: int = 400,
 ) -> list[float]:
-    """Macro-F1 on `test` at each budget; `initial` random labels, then `step` per round."""
+    """Macro-F1 on `test` at each budget; `initial` random labels, then `step` per round.
+
+    With `refresher` (labelled rows -> a refreshed encoder's features of every row), the
+    app's encoder refresh runs in the loop on its schedule (learning.tuned.refresh_due): a
+    round with L labels that finds it due starts one on those L labels, and it joins the
+    features from the next round on (it runs while the expert labels that round's batch)."""
     rng = np.random.default_rng(seed)
     labelled = [int(i) for i in rng.choice(pool, size=initial, replace=False)]
     scores = []
+    base, tuned_on = x, None
     for budget in sorted(budgets):
         while len(labelled) < budget:
             known = np.asarray(labelled)
+            fresh = None
+            if refresher is not None and refresh_due(len(known), tuned_on, refresh_from):
+                fresh = refresher(known)
             candidates = np.setdiff1d(pool, known)
             proba = np.zeros((len(y), len(labels)))
             if len(set(y[known].tolist())) >= 2:
@@ -68,6 +80,8 @@ def curve(
                     seed=seed + len(labelled),
                 )
             )
+            if fresh is not None:  # ready for the next round
+                x, tuned_on = np.hstack([base, fresh]), len(known)
         scores.append(fit_score(x, counts, y, labels, np.asarray(labelled), test, seed, lexical))
     return scores
 
