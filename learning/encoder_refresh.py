@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from learning.registry import checksum_folder
 from learning.round_steps import RoundError, labels_digest
 from learning.runtimes import quiet_transformers
 from learning.settings import LearningSettings
-from learning.tuned import ENCODERS, TunedEncoder
+from learning.tuned import ENCODERS, TunedEncoder, current_tuned
 from store import Repository
 
 if TYPE_CHECKING:
@@ -36,6 +37,15 @@ if TYPE_CHECKING:
 
 REFRESH_MIN_LABELS = 200
 """Fewest gold labels (outside the held-out conversations) a refresh trains on."""
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """What a refresh made, the seconds each step took, and how many unused encoders went."""
+
+    encoder: TunedEncoder
+    seconds: dict[str, float]
+    pruned: int
 
 
 LOCK = ".refresh.lock"
@@ -93,10 +103,10 @@ def refresh_encoder(
     models_dir: Path,
     settings: LearningSettings,
     progress: ProgressFn | None = None,
-) -> tuple[TunedEncoder, dict[str, float]]:
+) -> Refreshed:
     """Fine-tune the encoder on the gold labels outside the held-out conversations, encode
-    every pool message (and its neighbours) with it into the cache, then make it current.
-    Returns it and the seconds each step took. One at a time per models folder."""
+    every pool message (and its neighbours) with it into the cache, then make it current;
+    then delete the encoders no model version uses. One at a time per models folder."""
     with refresh_lock(models_dir / ENCODERS):
         return _refresh(repo, models_dir, settings, progress)
 
@@ -106,7 +116,7 @@ def _refresh(
     models_dir: Path,
     settings: LearningSettings,
     progress: ProgressFn | None,
-) -> tuple[TunedEncoder, dict[str, float]]:
+) -> Refreshed:
     from learning.rounds import pool_inputs
 
     if settings.backend != "embed":
@@ -151,6 +161,7 @@ def _refresh(
     )
     seconds["encode_pool"] = round(time.perf_counter() - clock, 1)
     pointer = root / "current.json"
+    replaced = current_tuned(models_dir)
     tmp = pointer.with_suffix(".tmp")
     tmp.write_text(
         json.dumps(
@@ -165,7 +176,25 @@ def _refresh(
         )
     )
     os.replace(tmp, pointer)  # rounds switch to it only now, with its vectors cached
-    return made, seconds
+    keep = {name} | ({replaced.name} if replaced is not None else set())
+    return Refreshed(made, seconds, prune_encoders(repo, root, keep))
+
+
+def prune_encoders(repo: Repository, root: Path, keep: set[str]) -> int:
+    """Delete refreshed encoders no model version uses (90 MB each), but those in `keep`
+    (the current one, and the one it replaced: a round that read it may be committing), and
+    what refreshes that were stopped half-way left. Returns how many went. Call it holding
+    the refresh lock."""
+    used = {str(v.metrics.get("tuned_encoder") or "") for v in repo.artifacts.versions()}
+    gone = 0
+    for folder in root.iterdir():
+        if not folder.is_dir() or folder.name in keep or folder.name in used:
+            continue
+        if folder.name.startswith(".") and not folder.name.endswith(".partial"):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        gone += 1
+    return gone
 
 
 def tune_encoder(

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learning.encoder_refresh import LOCK, REFRESH_MIN_LABELS, refresh_encoder, refresh_lock
+from learning.encoder_refresh import (
+    LOCK,
+    REFRESH_MIN_LABELS,
+    prune_encoders,
+    refresh_encoder,
+    refresh_lock,
+)
 from learning.pool import Pool
 from learning.registry import ModelError, load_predictor, model_folder
 from learning.rounds import NoNewLabels, RoundError, run_round
@@ -41,7 +47,7 @@ def refreshed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     ws = build_demo(path, train=True)
     repo = Repository.open(ws.db_url, codebook_key=ws.codebook_key)
     try:
-        _, seconds = refresh_encoder(repo, ws.models_dir, settings_of(ws))
+        seconds = refresh_encoder(repo, ws.models_dir, settings_of(ws)).seconds
     finally:
         repo.close()
     return path, seconds
@@ -204,3 +210,18 @@ def test_retrain_says_when_a_refresh_is_due(
     assert "An encoder refresh is due" in new_label_and_retrain(200)
     assert "encoder refresh" not in new_label_and_retrain(0)
     assert current_tuned(ws.models_dir) is None  # said, not started
+
+
+def test_encoders_no_version_uses_are_pruned(demo: tuple[Workspace, Repository]) -> None:
+    """After a refresh: an encoder a model version uses stays (its rollback needs it), and
+    so do the ones kept; an unused one and a stopped refresh's half-written folder go."""
+    ws, repo = demo
+    tuned = current_tuned(ws.models_dir)
+    run_round(repo, ws.models_dir, settings_of(ws))  # a version now uses it
+    root = ws.models_dir / ENCODERS
+    for name in ("e300-unused", "e500-kept", ".e900-stopped.partial"):
+        (root / name).mkdir()
+        (root / name / "model.safetensors").write_bytes(b"0" * 64)
+    assert prune_encoders(repo, root, {"e500-kept"}) == 2
+    left = sorted(p.name for p in root.iterdir())
+    assert left == sorted([tuned.name, "e500-kept", "current.json"])

@@ -151,16 +151,23 @@ def refresh_encoder_cmd(
     with open_repo(ctx) as (ws, repo):
         settings = _settings(ws, device=device)
         with ProgressBar(err, "refreshing the encoder", enabled=not as_json) as progress:
-            tuned, seconds = refresh_encoder(repo, ws.models_dir, settings, progress)
-    report = {"encoder": tuned.name, "labels": tuned.labels, "seconds": seconds}
+            made = refresh_encoder(repo, ws.models_dir, settings, progress)
+    tuned, seconds = made.encoder, made.seconds
+    report = {
+        "encoder": tuned.name,
+        "labels": tuned.labels,
+        "seconds": seconds,
+        "pruned_encoders": made.pruned,
+    }
     if as_json:
         out.print_json(json.dumps(report))
         return
+    pruned = f" Deleted {made.pruned} encoder folder(s) no model version uses." * bool(made.pruned)
     out.print(
         shown(
             f"Encoder {tuned.name}: fine-tuned on {tuned.labels} labels in "
             f"{seconds['finetune']:.0f} s, pool encoded in {seconds['encode_pool']:.0f} s. "
-            "The next retrain uses it."
+            f"The next retrain uses it.{pruned}"
         ),
         markup=False,
     )
