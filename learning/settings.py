@@ -50,10 +50,13 @@ class LearningSettings:
     """Fine-tuning epochs (finetune backend); early stopping may end sooner."""
     lr: float = 1e-4
     """Fine-tuning peak learning rate, reached after warm-up, then decayed linearly."""
-    encoder_refresh_from: int = 400
+    encoder_refresh_from: int = 0
     """Gold labels (outside the held-out conversations) at which the app first refreshes
     the encoder by itself after a round (learning.encoder_refresh, in the background), then
-    each time the labels have doubled; 0: never by itself (`techne refresh-encoder`)."""
+    each time the labels have doubled; 0 (the default): never by itself. Off because in the
+    loop on AnnoMI dev (bench/al_annomi.py --split dev --refresh-from 400, 2 seeds) it cost
+    0.015-0.024 macro-F1 at 1,200-1,600 labels: what a tuned encoder adds depends on the
+    label draw (-0.02 to +0.03 at 800 labels), and a round cannot tell which it got."""
     members: int = 1
     """Fine-tuned models per round, seeds seed, seed+1, ...; more than one averages their
     probabilities (a seed ensemble: each member costs a training run)."""
