@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.worker import WorkerFailed
 
 from store import EventView
 from tests.conftest import copy_workspace
@@ -512,7 +513,7 @@ async def test_a_round_starts_the_encoder_refresh_in_the_background(
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("1", "enter", "r")
             await round_over(app, pilot)  # the refresh has started
-            assert app.refresh.running
+            assert app.encoder_refresh.running
             trained = app.repo.artifacts.active().metrics["train_size"]
             said = [n.message for n in app._notifications]
             assert any(f"Refreshing the encoder on {trained} labels" in m for m in said), said
@@ -530,7 +531,7 @@ async def test_a_round_starts_the_encoder_refresh_in_the_background(
             await pilot.pause()
             active = app.repo.artifacts.active()
             assert active.tag == "v3" and active.metrics["tuned_encoder"] == tuned.name
-            assert not app.refresh.running  # v3's labels are not yet twice the encoder's
+            assert not app.encoder_refresh.running  # v3's labels are not yet twice the encoder's
     finally:
         app.repo.close()
 
@@ -545,10 +546,49 @@ async def test_quitting_stops_a_refresh_and_makes_nothing_current(
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("1", "enter", "r")
             await round_over(app, pilot)
-            assert app.refresh.running
-            process = app.refresh.process
+            assert app.encoder_refresh.running
+            process = app.encoder_refresh.process
         assert process is not None and process.returncode is not None
         assert current_tuned(app.workspace.models_dir) is None
         assert not any("failed" in n.message for n in app._notifications)
     finally:
+        app.repo.close()
+
+
+async def test_a_refresh_that_fails_is_said_and_labelling_goes_on(
+    trained_demo: Path, tmp_path: Path
+) -> None:
+    """The child process fails (here: another refresh holds the models folder's lock): the
+    app says why, in one line, and nothing changes."""
+    import subprocess
+    import sys
+
+    from learning.encoder_refresh import LOCK
+    from learning.tuned import ENCODERS, current_tuned
+
+    path = refreshing_demo(trained_demo, tmp_path)
+    (path / "models" / ENCODERS).mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    (path / "models" / ENCODERS / LOCK).write_text(str(other.pid))
+    app = make_app(path, annotator="dana")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("1", "enter", "r")
+            await round_over(app, pilot)
+            waiting = [w for w in app.workers if w.group == "refresh"]
+            assert waiting  # the child is still importing
+            with pytest.raises(WorkerFailed):
+                await app.workers.wait_for_complete(waiting)
+            await pilot.pause()
+            said = [n.message for n in app._notifications]
+            failed = [m for m in said if m.startswith("Encoder refresh failed")]
+            assert failed and f"already running (process {other.pid})" in failed[0], said
+            assert "Traceback" not in failed[0]
+            await pilot.press("2", "enter")
+            assert screen(app).session.saved == 2
+        assert current_tuned(app.workspace.models_dir) is None
+    finally:
+        other.communicate(b"")
         app.repo.close()

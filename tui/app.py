@@ -18,7 +18,7 @@ from textual.app import App
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from store import CodebookView, Repository, Workspace, load_workspace
+from store import CodebookView, Repository, Workspace, WorkspaceError, load_workspace
 from tui.messages import EncoderRefreshed, MessageShown
 from tui.refresh import BackgroundRefresh
 from tui.safe import clip, shown
@@ -87,7 +87,7 @@ class TechneApp(App[None]):
         """Whether the round code was loaded in the background (maintainers and leads)."""
         self.startup_frozen = False
         """Whether start-up's objects are frozen out of garbage collection (on_message_shown)."""
-        self.refresh = BackgroundRefresh()
+        self.encoder_refresh = BackgroundRefresh()
         """The encoder refresh this app started in the background, if any."""
         repo.ensure_annotator(annotator)
 
@@ -153,11 +153,17 @@ class TechneApp(App[None]):
         for one (`[learning] encoder_refresh_from`, then at each doubling) and none runs."""
         from learning.tuned import encoder_refresh_due
 
-        settings = self.learning_settings()
-        due = encoder_refresh_due(self.workspace.models_dir, settings, trained_on, self.codebook)
-        if not due or self.refresh.running:
+        if self.encoder_refresh.running:
             return
-        process = self.refresh.start(self.workspace)
+        try:
+            settings = self.learning_settings()
+            models = self.workspace.models_dir
+            if not encoder_refresh_due(models, settings, trained_on, self.codebook):
+                return
+            process = self.encoder_refresh.start(self.workspace)
+        except (OSError, ValueError, KeyError, WorkspaceError) as exc:  # labelling goes on
+            self.notify(clip(f"Encoder refresh not started: {exc}", 500), severity="error")
+            return
         self.notify(
             f"Refreshing the encoder on {trained_on} labels in the background (minutes); "
             "keep labelling: the next retrain after it uses it."
@@ -166,7 +172,7 @@ class TechneApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="refresh", description="Encoder refresh")
     def _wait_for_refresh(self, process: Any) -> None:
-        report = self.refresh.wait(process)
+        report = self.encoder_refresh.wait(process)
         if report is not None:
             total = float(sum(report.seconds.values()))
             self.post_message(EncoderRefreshed(report.encoder, report.labels, total))
@@ -181,7 +187,7 @@ class TechneApp(App[None]):
     def on_unmount(self) -> None:
         """A session that ends cleanly gives its claimed messages back at once, and stops a
         refresh it started (a later round starts it again)."""
-        self.refresh.stop()
+        self.encoder_refresh.stop()
         self.repo.release_claims(self.annotator)
 
     def notify(
