@@ -23,9 +23,11 @@ mean macro-F1, against the same loop without:
     random           .665  .700  .705  .723  .722
 
 So the app does not refresh by itself by default ([learning] encoder_refresh_from = 0).
-The same 800 random labels outside the loop (seed 0's draw, frozen .708 at 800 and .727
-at 1,200 labels): the tuned encoder gave .696 / .704, with another fine-tuning seed .691 /
-.690, with 2 epochs .709 / .718; another draw of 800 gained (.700 -> .730 at 800, .708 ->
+Outside the loop, one draw of 800 random labels (frozen .726 at 800 and .727 at 1,200
+labels; the encoder trained on the 800): the tuned encoder gave .696 / .704, with another
+fine-tuning seed .691 / .690, with 2 epochs .709 / .718, without early stopping .696 /
+.702, cross-fitted (two encoders on halves of the conversations, each labelled message
+given the other's vectors) .707 / .716; another draw gained (.700 -> .730 at 800, .708 ->
 .737 at 1,200). What a refresh adds depends on the labels it gets.
 
 Measured 2026-12-02, --split test, 5 seeds, budgets 50-1,600 with 1,200 (Intel Xeon, 2

@@ -56,7 +56,7 @@ class LearningSettings:
     each time the labels have doubled; 0 (the default): never by itself. Off because in the
     loop on AnnoMI dev (bench/al_annomi.py --split dev --refresh-from 400, 2 seeds) it cost
     0.015-0.024 macro-F1 at 1,200-1,600 labels: what a tuned encoder adds depends on the
-    label draw (-0.02 to +0.03 at 800 labels), and a round cannot tell which it got."""
+    label draw (-0.03 to +0.03 at 800 labels), and a round cannot tell which it got."""
     members: int = 1
     """Fine-tuned models per round, seeds seed, seed+1, ...; more than one averages their
     probabilities (a seed ensemble: each member costs a training run)."""
