@@ -488,9 +488,9 @@ async def round_over(app: TechneApp, pilot: Any) -> None:
     await pilot.pause()
 
 
-def refreshing_demo(trained_demo: Path, tmp_path: Path) -> Path:
-    """The trained demo with its refresh falling due at the next round (one epoch)."""
-    path = copy_workspace(trained_demo, tmp_path / "demo")
+def refreshing_demo(path: Path) -> Path:
+    """A copy of the trained demo, its refresh now falling due at the next round (one
+    epoch)."""
     config = path / "techne.toml"
     text = config.read_text(encoding="utf-8")
     config.write_text(
@@ -500,15 +500,14 @@ def refreshing_demo(trained_demo: Path, tmp_path: Path) -> Path:
     return path
 
 
-async def test_a_round_starts_the_encoder_refresh_in_the_background(
-    trained_demo: Path, tmp_path: Path
-) -> None:
+async def test_a_round_starts_the_encoder_refresh_in_the_background(workspace: Path) -> None:
     """A round whose labels call for a refresh starts `techne refresh-encoder` in a child
     process; the expert labels on meanwhile, the app says when it is ready, and the next
-    round uses it."""
+    round uses it. On SQLite and on PostgreSQL (the child finds the store by the app's
+    workspace and URL)."""
     from learning.tuned import current_tuned
 
-    app = make_app(refreshing_demo(trained_demo, tmp_path), annotator="dana")
+    app = make_app(refreshing_demo(workspace), annotator="dana")
     try:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("1", "enter", "r")
@@ -541,7 +540,9 @@ async def test_quitting_stops_a_refresh_and_makes_nothing_current(
 ) -> None:
     from learning.tuned import current_tuned
 
-    app = make_app(refreshing_demo(trained_demo, tmp_path), annotator="dana")
+    app = make_app(
+        refreshing_demo(copy_workspace(trained_demo, tmp_path / "demo")), annotator="dana"
+    )
     try:
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("1", "enter", "r")
@@ -566,7 +567,7 @@ async def test_a_refresh_that_fails_is_said_and_labelling_goes_on(
     from learning.encoder_refresh import LOCK
     from learning.tuned import ENCODERS, current_tuned
 
-    path = refreshing_demo(trained_demo, tmp_path)
+    path = refreshing_demo(copy_workspace(trained_demo, tmp_path / "demo"))
     (path / "models" / ENCODERS).mkdir(parents=True, exist_ok=True)
     other = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
