@@ -30,7 +30,7 @@ fine-tuning seed .691 / .690, with 2 epochs .709 / .718, without early stopping 
 given the other's vectors) .707 / .716; another draw gained (.700 -> .730 at 800, .708 ->
 .737 at 1,200). What a refresh adds depends on the labels it gets. A gate (adopt only if
 heads with the new encoder beat the one in use on the labelled conversations its
-fine-tuning held out, 53-143 messages) kept 3 of 8 refreshes; loop means at 800 / 1,200 /
+fine-tuning held out, 53-143 messages) kept 2 of 8 refreshes; loop means at 800 / 1,200 /
 1,600: auto .703 / .714 / .717, random .712 / .714 / .713 - near the frozen loop, no gain.
 
 Measured 2026-12-02, --split test, 5 seeds, budgets 50-1,600 with 1,200 (Intel Xeon, 2
