@@ -191,6 +191,28 @@ def finetune_results(
     return out
 
 
+def around_vectors(encoder: Encoder, inputs: list, rows: np.ndarray) -> tuple[np.ndarray, float]:
+    """`around` vectors (the message, the turn before, the turn after; zeros where none) of
+    these rows from `encoder`, each distinct text encoded once, and texts encoded per second
+    (what encoding a pool costs)."""
+    sides = [
+        [inputs[r].text for r in rows],
+        [inputs[r].context[-1].text if inputs[r].context else "" for r in rows],
+        [inputs[r].following[0].text if inputs[r].following else "" for r in rows],
+    ]
+    texts = sorted({t for side in sides for t in side} - {""})
+    started = time.perf_counter()
+    vectors = encoder.encode(texts)
+    rate = len(texts) / (time.perf_counter() - started)
+    at = {t: k for k, t in enumerate(texts)}
+    out = np.zeros((len(rows), 3 * encoder.dim), dtype=np.float32)
+    for s, side in enumerate(sides):
+        for r, text in enumerate(side):
+            if text:
+                out[r, s * encoder.dim : (s + 1) * encoder.dim] = vectors[at[text]]
+    return out, rate
+
+
 def refresher_for(inputs: list, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, seed: int):
     """The app's encoder refresh as the simulated loop runs it: MiniLM fine-tuned on the
     labelled rows (learning.encoder_refresh.tune_encoder, the very recipe), saved, loaded
@@ -212,20 +234,9 @@ def refresher_for(inputs: list, y: np.ndarray, groups: np.ndarray, rows: np.ndar
         )
         with tempfile.TemporaryDirectory() as folder:
             tuned.save(Path(folder))
-            encoder = Encoder(folder, runtime="torch")
-            sides = [
-                [i.text for i in inputs],
-                [i.context[-1].text if i.context else "" for i in inputs],
-                [i.following[0].text if i.following else "" for i in inputs],
-            ]
-            texts = sorted({side[r] for side in sides for r in rows} - {""})
-            at = {t: k for k, t in enumerate(texts)}
-            vectors = encoder.encode(texts)
-        out = np.zeros((len(inputs), 3 * encoder.dim), dtype=np.float32)
-        for s, side in enumerate(sides):
-            for r in rows:
-                if side[r]:
-                    out[r, s * encoder.dim : (s + 1) * encoder.dim] = vectors[at[side[r]]]
+            vectors, _ = around_vectors(Encoder(folder, runtime="torch"), inputs, rows)
+        out = np.zeros((len(inputs), vectors.shape[1]), dtype=np.float32)
+        out[rows] = vectors
         line = {"refresh": int(len(labelled)), "seconds": round(time.perf_counter() - started, 1)}
         print(json.dumps(line), file=sys.stderr, flush=True)
         return out

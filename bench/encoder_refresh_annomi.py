@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from al_annomi import embed_features  # noqa: E402
+from al_annomi import around_vectors, embed_features  # noqa: E402
 from finetune_annomi import DATA, LABELS, load_annomi, splits  # noqa: E402
 
 from learning.classifiers import EmbedClassifier  # noqa: E402
@@ -45,24 +45,6 @@ from learning.lexical import LexicalSpec  # noqa: E402
 from learning.metrics import evaluate  # noqa: E402
 
 FOLDS = 7
-
-
-def around(encoder: Encoder, inputs: list, rows: np.ndarray) -> tuple[np.ndarray, float]:
-    """`around` vectors (message, turn before, turn after; zeros where none) of these rows
-    from `encoder`, and its messages encoded per second."""
-    own = [inputs[i].text for i in rows]
-    before = [inputs[i].context[-1].text if inputs[i].context else "" for i in rows]
-    after = [inputs[i].following[0].text if inputs[i].following else "" for i in rows]
-    texts = [t for t in [*own, *before, *after] if t]
-    started = time.perf_counter()
-    vectors = iter(encoder.encode(texts))
-    rate = len(texts) / (time.perf_counter() - started)
-    out = np.zeros((len(rows), 3 * encoder.dim), dtype=np.float32)
-    for side, column in enumerate((own, before, after)):
-        for r, text in enumerate(column):
-            if text:
-                out[r, side * encoder.dim : (side + 1) * encoder.dim] = next(vectors)
-    return out, rate
 
 
 def one_run(inputs, y, counts, frozen, pool, scored, n_labels: int, seed: int) -> dict:
@@ -82,7 +64,7 @@ def one_run(inputs, y, counts, frozen, pool, scored, n_labels: int, seed: int) -
     finetune_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
         tuned_model.save(Path(folder))
-        tuned, rate = around(Encoder(folder, runtime="torch"), inputs, rows)
+        tuned, rate = around_vectors(Encoder(folder, runtime="torch"), inputs, rows)
     base = frozen[rows]
     return {
         "labels": n_labels,
