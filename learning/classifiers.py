@@ -63,6 +63,9 @@ class EmbedClassifier:
         self.clf: Any = None
         self.lexical: LexicalHead | None = None
         """The lexical head, when the model was fitted with n-gram counts (single-label)."""
+        self.pseudo_labelled = 0
+        """Pool messages it was also fitted on with its own confident predictions as labels
+        (learning.self_training)."""
 
     def _model(self) -> Any:
         from sklearn.linear_model import LogisticRegression
