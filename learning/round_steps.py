@@ -35,6 +35,8 @@ MODEL_SETTINGS = (
     "epochs",
     "lr",
     "members",
+    "self_training",
+    "pseudo_confidence",
     "eval_share",
     "seed",
 )

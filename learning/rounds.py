@@ -32,6 +32,7 @@ from learning.round_steps import (
     next_batch,
     register,
 )
+from learning.self_training import self_train
 from learning.settings import LearningSettings
 from learning.stopping import kappa_stats
 from learning.tuned import current_tuned
@@ -205,6 +206,16 @@ def run_round(
             seed=settings.seed,
             temperature=kept,
         ).fit(x[train], pool.y[train], lexical[train] if lexical is not None else None)
+        if settings.self_training and not pool.multi_label:
+            clf = self_train(
+                clf,
+                x,
+                lexical,
+                train,
+                pool.y[train],
+                pool.candidate_indices,
+                settings.pseudo_confidence,
+            )
         lap("train")
         proba = clf.predict_proba(x, lexical)
         temperature = getattr(clf, "temperature", 1.0)
@@ -237,6 +248,7 @@ def run_round(
         temperature=float(temperature),
         labels_digest=digest,
         tuned_encoder=tuned_name,
+        pseudo_labels=int(getattr(clf, "pseudo_labelled", 0)),
         **calibration,
     )
     if settings.backend == "embed":

@@ -57,6 +57,13 @@ class LearningSettings:
     loop on AnnoMI dev (bench/al_annomi.py --split dev --refresh-from 400, 2 seeds) it cost
     0.015-0.024 macro-F1 at 1,200-1,600 labels: what a tuned encoder adds depends on the
     label draw (-0.03 to +0.03 at 800 labels), and a round cannot tell which it got."""
+    self_training: bool = True
+    """Embed rounds (single-label) also fit on the pool messages they are surest of, with
+    their own predictions as labels (learning.self_training): it made `auto` beat random
+    by more on AnnoMI dev."""
+    pseudo_confidence: float = 0.99
+    """Probability (uncalibrated) a pool message's predicted technique needs to become a
+    pseudo-label (learning.self_training.PSEUDO_CONFIDENCE)."""
     members: int = 1
     """Fine-tuned models per round, seeds seed, seed+1, ...; more than one averages their
     probabilities (a seed ensemble: each member costs a training run)."""
@@ -104,6 +111,15 @@ class LearningSettings:
             raise WorkspaceError(
                 f"{where}: encoder_refresh_from must be 0 (off) or more, "
                 f"got {self.encoder_refresh_from}"
+            )
+        if not isinstance(self.self_training, bool):
+            raise WorkspaceError(
+                f"{where}: self_training must be true or false, got {self.self_training!r}"
+            )
+        if not 0 < self.pseudo_confidence <= 1:
+            raise WorkspaceError(
+                f"{where}: pseudo_confidence must be above 0 and at most 1, "
+                f"got {self.pseudo_confidence}"
             )
         if self.members < 1:
             raise WorkspaceError(f"{where}: members must be at least 1, got {self.members}")

@@ -87,6 +87,8 @@ def test_embed_round_registers_model_predictions_and_queue(
     m = result.metrics
     assert m["train_size"] > 200 and m["eval_size"] > 20
     assert 0.2 < m["macro_f1"] <= 1.0 and 0 <= m["ece"] <= 1
+    # the 12-technique demo's model is sure (0.99) of no message yet: no pseudo-labels
+    assert m["pseudo_labels"] == 0
     assert set(m["per_technique"]) == set(repo.codebook().keys())
     pool = Pool.build(repo, repo.codebook())
     predictions = repo.artifacts.predictions(model.id)
@@ -101,6 +103,27 @@ def test_embed_round_registers_model_predictions_and_queue(
     for mid in result.queried[15:]:
         assert pool.held_out[pool.index[mid]]
     assert repo.artifacts.latest_round().queried_message_ids == result.queried
+
+
+def test_a_round_self_trains_when_its_model_is_sure(
+    demo: tuple[Workspace, Repository],
+) -> None:
+    """At `pseudo_confidence` 0.6 a round on the demo uses pseudo-labels (at most one per
+    gold label), and its saved model predicts what the round stored; `self_training =
+    false` uses none, and the setting is part of the model (the same labels with it
+    switched make a new version, not NoNewLabels)."""
+    ws, repo = demo
+    trained = run_round(repo, ws.models_dir, settings_for(ws, pseudo_confidence=0.6))
+    assert 0 < trained.metrics["pseudo_labels"] <= trained.metrics["train_size"]
+    model = repo.artifacts.active()
+    predictor = load_predictor(model_folder(ws.models_dir, model), model.checksum, "cpu")
+    proba, expected = predicted_and_stored(repo, predictor, model, 40)
+    assert np.allclose(proba, expected, atol=1e-4)
+    plain = run_round(
+        repo, ws.models_dir, settings_for(ws, pseudo_confidence=0.6, self_training=False)
+    )
+    assert plain.model.tag == "v2" and plain.metrics["pseudo_labels"] == 0
+    assert repo.artifacts.active().settings["self_training"] is False
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
