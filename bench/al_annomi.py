@@ -245,10 +245,23 @@ def refresher_for(inputs: list, y: np.ndarray, groups: np.ndarray, rows: np.ndar
 
 
 def default_loop(
-    inputs, y, groups, embed, train, dev, test, seeds, budgets, strategies, split, refresh_from
+    inputs,
+    y,
+    groups,
+    embed,
+    train,
+    dev,
+    test,
+    seeds,
+    budgets,
+    strategies,
+    split,
+    refresh_from,
+    self_training=True,
 ):
-    """Learning curves of the default learner (embedding + lexical heads) per strategy, with
-    the app's encoder refresh in the loop from `refresh_from` labels (0: without)."""
+    """Learning curves of the default learner (embedding + lexical heads, self-trained on the
+    pool's surest messages unless `self_training` is False) per strategy, with the app's
+    encoder refresh in the loop from `refresh_from` labels (0: without)."""
     from al_loop import curve, fit_score, summarise
 
     from learning.lexical import LexicalSpec
@@ -276,6 +289,7 @@ def default_loop(
                 if refresh_from
                 else None,
                 refresh_from=refresh_from,
+                self_training=self_training,
             )
             runs.setdefault(name, []).append(scores)
             line = {"strategy": name, "seed": seed, "macro_f1": scores}
@@ -293,6 +307,7 @@ def default_loop(
         "budgets": budgets,
         "seeds": seeds,
         "encoder_refresh_from": refresh_from,
+        "self_training": self_training,
         "strategies": summarise(budgets, runs),
         "per_seed": runs,
         "all_labels_macro_f1": full,
@@ -323,6 +338,11 @@ def main() -> None:
         default=LearningSettings().encoder_refresh_from,
         help="labels of the loop's first encoder refresh, then at each doubling; 0 (the "
         "app's default): frozen encoder only (fast)",
+    )
+    parser.add_argument(
+        "--no-self-training",
+        action="store_true",
+        help="the learner without pseudo-labels (learning.self_training), for comparison",
     )
     parser.add_argument(
         "--cache",
@@ -367,6 +387,7 @@ def main() -> None:
         args.strategies.split(","),
         args.split,
         args.refresh_from,
+        not args.no_self_training,
     )
     if not args.skip_finetune:
         report["full_labels"].update(finetune_results(inputs, y, train, dev, test, contexts))

@@ -10,14 +10,26 @@ import numpy as np
 
 from learning.classifiers import EmbedClassifier
 from learning.metrics import evaluate
+from learning.self_training import self_train
 from learning.strategies import select
 from learning.tuned import refresh_due
 
 
-def fit_score(x, counts, y, labels, train, test, seed: int, lexical: bool = True) -> float:
+def fit_learner(x, counts, y, labels, train, seed: int, lexical: bool, unlabelled) -> Any:
+    """The round learner on the `train` rows, refitted with pseudo-labels of the `unlabelled`
+    rows as a round does (learning.self_training; none when `unlabelled` is None)."""
     clf = EmbedClassifier(labels, calibrate=False, seed=seed).fit(
         x[train], y[train], counts[train] if lexical else None
     )
+    if unlabelled is None:
+        return clf
+    return self_train(clf, x, counts if lexical else None, train, y[train], unlabelled)
+
+
+def fit_score(
+    x, counts, y, labels, train, test, seed: int, lexical: bool = True, unlabelled=None
+) -> float:
+    clf = fit_learner(x, counts, y, labels, train, seed, lexical, unlabelled)
     proba = clf.predict_proba(x[test], counts[test] if lexical else None)
     return float(evaluate(y[test], proba, labels)["macro_f1"])
 
@@ -39,8 +51,11 @@ def curve(
     lexical: bool = True,
     refresher: Callable[[np.ndarray], np.ndarray] | None = None,
     refresh_from: int = 400,
+    self_training: bool = True,
 ) -> list[float]:
-    """Macro-F1 on `test` at each budget; `initial` random labels, then `step` per round.
+    """Macro-F1 on `test` at each budget; `initial` random labels, then `step` per round;
+    the learner self-trains on the unlabelled pool as a round does, unless `self_training`
+    is False.
 
     With `refresher` (labelled rows -> a refreshed encoder's features of every row), the
     app's encoder refresh runs in the loop on its schedule (learning.tuned.refresh_due): a
@@ -59,9 +74,8 @@ def curve(
             candidates = np.setdiff1d(pool, known)
             proba = np.zeros((len(y), len(labels)))
             if len(set(y[known].tolist())) >= 2:
-                clf = EmbedClassifier(labels, calibrate=False, seed=seed).fit(
-                    x[known], y[known], counts[known] if lexical else None
-                )
+                rest = candidates if self_training else None
+                clf = fit_learner(x, counts, y, labels, known, seed, lexical, rest)
                 proba[candidates] = clf.predict_proba(
                     x[candidates], counts[candidates] if lexical else None
                 )
@@ -82,7 +96,9 @@ def curve(
             )
             if fresh is not None:  # ready for the next round
                 x, tuned_on = np.hstack([base, fresh]), len(known)
-        scores.append(fit_score(x, counts, y, labels, np.asarray(labelled), test, seed, lexical))
+        known = np.asarray(labelled)
+        rest = np.setdiff1d(pool, known) if self_training else None
+        scores.append(fit_score(x, counts, y, labels, known, test, seed, lexical, rest))
     return scores
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from learning.classifiers import EmbedClassifier
 from learning.metrics import evaluate
+from learning.self_training import self_train
 from learning.strategies import select
 
 ProgressFn = Callable[[str, float], None]
@@ -36,12 +37,23 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 """A fitted learner: probabilities (rows, techniques) for rows of the simulation's data."""
 
 
-def _embed_learner(data: SimulationData, train: np.ndarray, seed: int) -> Scorer:
-    """The round learner: the embedding head, plus the lexical head when texts are known."""
+def _embed_learner(
+    data: SimulationData,
+    train: np.ndarray,
+    seed: int,
+    unlabelled: np.ndarray,
+    *,
+    pseudo: bool = True,
+) -> Scorer:
+    """The round learner: the embedding head, plus the lexical head when texts are known,
+    refitted with pseudo-labels of the `unlabelled` rows as a round does
+    (learning.self_training) unless `pseudo` is False."""
     counts = _counts(data)
     clf = EmbedClassifier(data.labels, calibrate=False, seed=seed).fit(
         data.x[train], data.y[train], counts[train] if counts is not None else None
     )
+    if pseudo:
+        clf = self_train(clf, data.x, counts, train, data.y[train], unlabelled)
     if counts is None:
         return lambda rows: np.asarray(clf.predict_proba(data.x[rows]))
     return lambda rows: np.asarray(clf.predict_proba(data.x[rows], counts[rows]))
@@ -61,9 +73,20 @@ def _counts(data: SimulationData) -> Any:
     return _COUNTS[0][1]
 
 
-LEARNERS: dict[str, Callable[[SimulationData, np.ndarray, int], Scorer]] = {"embed": _embed_learner}
-"""Round learners by name: fit(data, training rows, seed) -> a scorer of rows. A learner
-that needs more than the vectors (n-gram counts, say) reads `data.texts`."""
+def _embed_gold_only(
+    data: SimulationData, train: np.ndarray, seed: int, unlabelled: np.ndarray
+) -> Scorer:
+    return _embed_learner(data, train, seed, unlabelled, pseudo=False)
+
+
+LEARNERS: dict[str, Callable[[SimulationData, np.ndarray, int, np.ndarray], Scorer]] = {
+    "embed": _embed_learner,
+    "embed-gold-only": _embed_gold_only,
+}
+"""Round learners by name: fit(data, training rows, seed, unlabelled pool rows) -> a scorer
+of rows. `embed` is the app's round learner; `embed-gold-only` the same without
+pseudo-labels (learning.self_training). A learner that needs more than the vectors (n-gram
+counts, say) reads `data.texts`."""
 
 
 def grouped_split(
@@ -78,9 +101,17 @@ def grouped_split(
 
 
 def _fit_eval(
-    data: SimulationData, train: np.ndarray, test: np.ndarray, seed: int, learner: str = "embed"
+    data: SimulationData,
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+    learner: str = "embed",
+    unlabelled: np.ndarray | None = None,
 ) -> float:
-    score = LEARNERS[learner](data, train, seed)
+    """Macro-F1 on `test` of the learner fitted on `train` (and the `unlabelled` pool rows:
+    none when every label is used)."""
+    rest = unlabelled if unlabelled is not None else np.zeros(0, dtype=np.int64)
+    score = LEARNERS[learner](data, train, seed, rest)
     return float(evaluate(data.y[test], score(test), data.labels)["macro_f1"])
 
 
@@ -112,8 +143,8 @@ def curve(
                 rest = np.setdiff1d(train_pool, known)
                 labelled.extend(rng.choice(rest, size=min(step, len(rest)), replace=False).tolist())
                 continue
-            score = make(data, known, seed)
             candidates = np.setdiff1d(train_pool, known)
+            score = make(data, known, seed, candidates)
             proba = np.zeros((len(data.y), len(data.labels)))
             proba[candidates] = score(candidates)
             n = min(step, budget - len(labelled))
@@ -129,7 +160,9 @@ def curve(
                     seed=seed + len(labelled),
                 )
             )
-        scores.append(_fit_eval(data, np.asarray(labelled), test, seed, learner))
+        known = np.asarray(labelled)
+        rest = np.setdiff1d(train_pool, known)
+        scores.append(_fit_eval(data, known, test, seed, learner, rest))
         if on_budget:
             on_budget()
     return scores
