@@ -372,6 +372,8 @@ def test_simulate_command_prints_curves(tmp_path: Path, capsys: pytest.CaptureFi
             "30",
             "--strategies",
             "breaking-ties,random",
+            "--learners",
+            "embed",
             "--json",
             str(out),
         ]

@@ -112,7 +112,11 @@ def test_simulate_reuses_workspace_vectors_and_prints_plainly(
     cached = repo.artifacts.count_embeddings(Encoder().key)
     repo.close()
     assert cached > 100
-    assert set(json.loads(first.read_text())["strategies"]) == {"breaking-ties", "random"}
+    assert set(json.loads(first.read_text())["strategies"]) == {  # every learner by default
+        f"{learner}/{strategy}"
+        for learner in ("embed", "embed-gold-only")
+        for strategy in ("breaking-ties", "random")
+    }
 
     encoded: list[int] = []
     real = Encoder.encode
@@ -133,6 +137,7 @@ def test_simulate_reuses_workspace_vectors_and_prints_plainly(
     assert "\x1b" not in printed
     header = next(line for line in printed.splitlines() if "strategy" in line and "AUC" in line)
     assert len(header) > 80 and "saving" in header and "labels to random" in header
+    assert "All labels: macro-F1 embed " in printed and ", embed-gold-only " in printed
     result = json.loads(out.read_text())
     assert result["seeds"] == [0, 1, 2, 3, 4]
     for row in result["strategies"].values():

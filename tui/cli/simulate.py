@@ -151,10 +151,11 @@ def _print_result(result: dict[str, Any]) -> None:
     out.print(plot(result, colour=terminal), markup=False, highlight=False)
     target = result.get("target")
     largest = result["budgets"][-1]
-    reference = result["strategies"][result["baseline"]]["random_at_largest"]
+    references = sorted({row["random_at_largest"] for row in result["strategies"].values()})
+    reference = f"{references[0]:.3f}" if len(references) == 1 else "score (with the same learner)"
     out.print(
         f"macro-F1 by labels (mean ± sd over {len(result['seeds'])} seeds). Labels to random: "
-        f"the labels a strategy needs to reach random's {reference:.3f} at {largest} labels; "
+        f"the labels a strategy needs to reach random's {reference} at {largest} labels; "
         f"saving: the share of those {largest} labels it saves.",
         markup=False,
     )
@@ -181,7 +182,12 @@ def _print_result(result: dict[str, Any]) -> None:
             cells.append(f"{hit:.0f}" if hit is not None else "not reached")
         table.add_row(*cells)
     console.print(table)
-    out.print(f"All labels: macro-F1 {result['all_labels']['mean']:.3f}", markup=False)
+    per_learner = result["all_labels"].get("per_learner")
+    if per_learner:
+        scores = ", ".join(f"{k} {v['mean']:.3f}" for k, v in per_learner.items())
+        out.print(f"All labels: macro-F1 {scores}", markup=False)
+    else:
+        out.print(f"All labels: macro-F1 {result['all_labels']['mean']:.3f}", markup=False)
 
 
 def _names(text: str) -> list[str]:
