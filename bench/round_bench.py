@@ -73,12 +73,21 @@ def build_store(
     key: str,
     context: str | None = None,
     db_url: str | None = None,
+    pseudo_confidence: float | None = None,
 ) -> None:
     """A workspace with `pool` messages (half therapist), `labels` of them labelled, and a
     cached embedding for every message (random unit vectors: the round must not encode),
     under the default runtime's key and torch's.
-    `context` sets [model] context_mode (default: the backend's measured best)."""
+    `context` sets [model] context_mode (default: the backend's measured best);
+    `pseudo_confidence` sets [learning] pseudo_confidence (learning.self_training)."""
     write_config(root, name="bench", codebook="annomi", db_url=db_url)
+    if pseudo_confidence is not None:
+        config = root / "techne.toml"
+        text = config.read_text()
+        if "[learning]\n" not in text:
+            sys.exit("round_bench: the workspace template has no [learning] section")
+        extra = f"[learning]\npseudo_confidence = {pseudo_confidence}\n"
+        config.write_text(text.replace("[learning]\n", extra, 1))
     if context:
         config = root / "techne.toml"
         text, found = re.subn(
@@ -156,7 +165,9 @@ for i in range(int(sys.argv[2]) + 1):
     add_label(repo, "reflection")  # untimed
     started = time.perf_counter()
     result = run_round(repo, ws.models_dir, settings)
-    rounds.append({"wall_s": round(time.perf_counter() - started, 3), "stages_s": result.timings})
+    wall = round(time.perf_counter() - started, 3)
+    pseudo = result.metrics.get("pseudo_labels", 0)
+    rounds.append({"wall_s": wall, "stages_s": result.timings, "pseudo_labels": pseudo})
 print(json.dumps(rounds))
 """
 )
@@ -210,86 +221,6 @@ def score_file(path: Path, messages: int) -> float:
     return round(len(set(chunk)) / max(len(chunk), 1), 3)
 
 
-def first_round(messages: int, labelled: int, warm_export: bool, runtime: str) -> dict[str, Any]:
-    """Import then the first `techne retrain`, each a fresh process, nothing cached."""
-    with ANNOMI.open(encoding="utf-8") as fh:
-        source = list(csv.DictReader(fh))
-    source.sort(key=lambda r: (int(r["transcript_id"]), int(r["utterance_id"])))
-    rng = random.Random(0)
-    therapist = [
-        i for i in range(messages) if source[i % len(source)]["interlocutor"] == "therapist"
-    ]
-    chosen = set(rng.sample(therapist, min(labelled, len(therapist))))
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "ws"
-        root.mkdir()
-        write_config(root, name="bench", codebook="annomi", db_url=None)
-        repo = Repository.open(load_workspace(root).db_url, create=True)
-        repo.install_codebook(load_codebook_file(seeds.CODEBOOKS / "annomi.toml"))
-        repo.close()
-        config = root / "techne.toml"
-        config.write_text(
-            config.read_text().replace("[model]\n", f'[model]\nruntime = "{runtime}"\n')
-        )
-        data = Path(tmp) / "corpus.csv"
-        with data.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["id", "conversation", "turn", "speaker", "text", "label"])
-            for i in range(messages):
-                r = source[i % len(source)]
-                label = r["main_therapist_behaviour"] if i in chosen else ""
-                conv = f"{r['transcript_id']}-{i // len(source)}"
-                w.writerow(
-                    [i, conv, r["utterance_id"], r["interlocutor"], r["utterance_text"], label]
-                )
-        env = dict(os.environ)
-        if not warm_export:
-            env["TECHNE_CACHE_DIR"] = str(Path(tmp) / "cache")  # the export is made in the round
-        common = [*techne(), "-w", str(root)]
-        imported = run_child(
-            [
-                *common,
-                "import",
-                str(data),
-                "--id",
-                "id",
-                "--conversation",
-                "conversation",
-                "--order",
-                "turn",
-                "--speaker",
-                "speaker",
-                "--label",
-                "label",
-                "--annotator",
-                "annomi",
-                "--labelable-speaker",
-                "therapist",
-                "--json",
-            ],
-            env,
-        )
-        retrained = run_child([*common, "retrain", "--json"], env)
-    report = retrained[1]
-    return {
-        "benchmark": "first round",
-        "messages": messages,
-        "labelable": len(therapist),
-        "labelled": len(chosen),
-        "runtime_setting": runtime,
-        "export_cache": "warm" if warm_export else "empty (export made in the round)",
-        "import_process_s": round(imported[0], 1),
-        "retrain_process_s": round(retrained[0], 1),
-        "retrain_target_s": 180,
-        "retrain_peak_rss_mb": round(retrained[2], 1),
-        "round_stages_s": report["timings_s"],
-        "runtime_check": report["metrics"].get("runtime_check"),
-        "held_out_macro_f1": report["metrics"].get("macro_f1"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-        "load_average_1m_after": round(os.getloadavg()[0], 2),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--first-round", action="store_true", help="only the first-round case")
@@ -303,10 +234,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="measurements of each kind")
     parser.add_argument("--context", help="embed context_mode (default: techne's default)")
     parser.add_argument(
+        "--pseudo-confidence",
+        type=float,
+        help="[learning] pseudo_confidence; the bench's random labels and vectors leave the "
+        "model sure of nothing, so the default takes no pseudo-labels: 0.26 makes every round "
+        "take its most (one per gold label), the dearest case",
+    )
+    parser.add_argument(
         "--db", help="an empty PostgreSQL database URL for the store (default: SQLite file)"
     )
     args = parser.parse_args()
     if args.first_round:
+        from first_round import first_round
+
         print(
             json.dumps(
                 first_round(args.messages, args.first_labels, args.warm_export, args.runtime),
@@ -319,7 +259,16 @@ def main() -> None:
         root = Path(tmp) / "ws"
         root.mkdir()
         t0 = time.perf_counter()
-        build_store(root, args.pool, args.labels, encoder.dim, encoder.key, args.context, args.db)
+        build_store(
+            root,
+            args.pool,
+            args.labels,
+            encoder.dim,
+            encoder.key,
+            args.context,
+            args.db,
+            args.pseudo_confidence,
+        )
         build_s = time.perf_counter() - t0
         context = LearningSettings.from_workspace(load_workspace(root)).context_mode
         cli: list[dict[str, Any]] = []
@@ -362,6 +311,8 @@ def main() -> None:
                 "store_messages": args.pool * 2,
                 "labels": args.labels,
                 "context_mode": context,
+                "pseudo_confidence": LearningSettings.from_workspace(ws).pseudo_confidence,
+                "pseudo_labels_warm": [r["pseudo_labels"] for r in warm],
                 "store": "postgresql" if args.db else "sqlite",
                 "round_target_s": 2.0,
                 "round_median_s": {
