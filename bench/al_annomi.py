@@ -33,18 +33,23 @@ heads with the new encoder beat the one in use on the labelled conversations its
 fine-tuning held out, 53-143 messages) kept 2 of 8 refreshes; loop means at 800 / 1,200 /
 1,600: auto .703 / .714 / .717, random .712 / .714 / .713 - near the frozen loop, no gain.
 
-Measured 2026-12-02, --split test, 5 seeds, budgets 50-1,600 with 1,200 (Intel Xeon, 2
-CPU cores; curves 45 s with the vectors cached):
+Measured 2026-12-02, --split test, 5 seeds, budgets 50-1,600 with 1,200 (AMD EPYC, 2 CPU
+cores; 4 min with the vectors cached), the learner self-training as a round does
+(learning.self_training; --no-self-training: gold labels only):
 
-    strategy   50    100   200   400   800   1200  1600  AUC   labels to random@1600
-    auto      .593  .630  .696  .729  .755  .769  .773  .742  1,501 (below by >1 SE at 400)
-    random    .593  .630  .671  .734  .758  .766  .772  .740
+    strategy          50    100   200   400   800   1200  1600  AUC   labels to random@1600
+    auto             .593  .630  .697  .734  .763  .772  .773  .745  1,126 (never below by >1 SE)
+    random           .593  .630  .670  .733  .755  .765  .770  .738
+    auto, gold only  .593  .630  .696  .729  .755  .769  .773  .742  1,501 (below by >1 SE at 400)
+    random, gold     .593  .630  .671  .734  .758  .766  .772  .740
     all labels: 0.785 with the lexical head, 0.745 without
 
 (`auto` is random below 100 labels, the very draw `random` makes, then a draw weighted by
-1 - margin. 10 seeds: auto - random = +.025 at 200, +.004 at 400, -.002 at 800 and 1,200,
--.004 at 1,600. Rows measured on different machines differ by up to 0.007 in the
-full-label score (int8 ONNX kernels differ between CPU types): compare rows from one run.)
+1 - margin. 10 seeds: auto - random = +.027 at 200, +.007 at 400, +.010 at 800, +.005 at
+1,200, +.003 at 1,600, random's 1,600-label score at 1,345 labels; gold labels only +.025,
++.004, -.002, -.002, -.004, never reached. Rows measured on different machines differ by
+up to 0.007 in the full-label score (int8 ONNX kernels differ between CPU types): compare
+rows from one run.)
 
 Same split, 3 seeds, the other strategies: see the README (Learning).
 
