@@ -106,12 +106,12 @@ def test_embed_round_registers_model_predictions_and_queue(
 
 
 def test_a_round_self_trains_when_its_model_is_sure(
-    demo: tuple[Workspace, Repository],
+    demo: tuple[Workspace, Repository], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """At `pseudo_confidence` 0.6 a round on the demo uses pseudo-labels (at most one per
     gold label), and its saved model predicts what the round stored; `self_training =
     false` uses none, and the setting is part of the model (the same labels with it
-    switched make a new version, not NoNewLabels)."""
+    switched make a new version, not NoNewLabels); `techne retrain` says how many."""
     ws, repo = demo
     trained = run_round(repo, ws.models_dir, settings_for(ws, pseudo_confidence=0.6))
     assert 0 < trained.metrics["pseudo_labels"] <= trained.metrics["train_size"]
@@ -124,6 +124,14 @@ def test_a_round_self_trains_when_its_model_is_sure(
     )
     assert plain.model.tag == "v2" and plain.metrics["pseudo_labels"] == 0
     assert repo.artifacts.active().settings["self_training"] is False
+    config = ws.config_path.read_text()
+    ws.config_path.write_text(
+        config.replace("[learning]\n", "[learning]\npseudo_confidence = 0.6\n")
+    )
+    capsys.readouterr()
+    assert main(["-w", str(ws.root), "retrain"]) == 0  # techne.toml: self-training again
+    said = capsys.readouterr().out
+    assert "model v3" in said and f"and {trained.metrics['pseudo_labels']} pseudo-labels" in said
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -106,7 +106,9 @@ def retrain_cmd(
             f"Round {result.round.number}: model {result.model.tag} ({result.model.backend}) "
             "is active. "
             f"Held-out macro-F1 {f1} on {m['eval_size']} messages, ECE {ece}; "
-            f"trained on {m['train_size']} labels; {len(result.queried)} messages queued."
+            f"trained on {m['train_size']} labels"
+            + (f" and {m['pseudo_labels']} pseudo-labels" if m.get("pseudo_labels") else "")
+            + f"; {len(result.queried)} messages queued."
         ),
         markup=False,
     )
