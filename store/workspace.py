@@ -48,6 +48,8 @@ strategy = "auto"               # see `techne retrain --help`
 batch_size = 20                 # messages queried per round
 eval_share = 0.2                # share of labelled conversations held out for metrics
 seed = 0
+# self_training = true          # embed: also fit on the pool messages the model is surest of
+# pseudo_confidence = 0.99      # probability such a message's prediction needs
 
 [annotate]
 context_before = 4              # previous turns shown above the message
