@@ -59,14 +59,9 @@ on it, and the embed head reports its dev macro-F1 (fitted without dev) before i
 scores (fitted with it). The same split as bench/finetune_annomi.py, which searched the
 fine-tuning recipe. A context mode is chosen by dev, never by test.
 
-Measured 2026-11-29, before the embedding head's C became 0.3 (embed: frozen MiniLM vectors +
-balanced LR; 2 shared CPU cores,
-encoding 197 s, each head under 3 s):
-
-    embed context   dev F1  test F1  ECE    labels to 0.70 (breaking-ties / random)
-    none            0.665   0.718    0.040  never / 1202
-    previous        0.676   0.709    0.037  never / never
-    around          0.686   0.736    0.041  910 / 686
+Measured 2026-11-29, before the embedding head's C became 0.3 (frozen MiniLM + balanced LR;
+2 shared CPU cores, encoding 197 s, each head under 3 s), dev / test macro-F1, ECE: none
+0.665 / 0.718, 0.040; previous 0.676 / 0.709, 0.037; around 0.686 / 0.736, 0.041.
 """
 
 from __future__ import annotations
