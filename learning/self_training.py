@@ -21,7 +21,10 @@ random's 1,600-label score. Seeds 0-3 (20 paired curves):
 Confirmed on seeds 4-7 (20 fresh curves): 0.99 +.014 +.017 +.016 +.014 +.006 (1,037
 labels), none +.013 +.012 +.005 +.007 +.001 (1,308). Over all 40, `auto` itself gained
 +.002 / +.008 / +.002 / +.005 at 400 / 800 / 1,200 / 1,600 labels against no
-pseudo-labels, and random lost .002-.005. AnnoMI test: README (Learning).
+pseudo-labels, and random lost .002-.005. With pseudo-labels, seeds 0-3, other queues:
+smallest margin first +.022 +.018 +.018 +.012 +.009 (1,045 labels), weight (1 - margin)^2
++.015 +.012 +.014 +.008 +.007 (1,218): no clear gain over `auto`, which stays. AnnoMI test:
+README (Learning).
 """
 
 from __future__ import annotations
