@@ -244,30 +244,20 @@ def refresher_for(inputs: list, y: np.ndarray, groups: np.ndarray, rows: np.ndar
     return refresh
 
 
-def default_loop(
-    inputs,
-    y,
-    groups,
-    embed,
-    train,
-    dev,
-    test,
-    seeds,
-    budgets,
-    strategies,
-    split,
-    refresh_from,
-    self_training=True,
-):
+def default_loop(args, inputs, y, groups, embed, train, dev, test):
     """Learning curves of the default learner (embedding + lexical heads, self-trained on the
-    pool's surest messages unless `self_training` is False) per strategy, with the app's
-    encoder refresh in the loop from `refresh_from` labels (0: without)."""
+    pool's surest messages unless --no-self-training) per strategy, with the app's encoder
+    refresh in the loop from --refresh-from labels (0: without)."""
     from al_loop import curve, fit_score, summarise
 
     from learning.lexical import LexicalSpec
 
     x = embed["features"]["around"]
     counts = LexicalSpec().transform([i.text for i in inputs])
+    split, refresh_from, self_training = args.split, args.refresh_from, not args.no_self_training
+    seeds = [int(s) for s in args.seeds.split(",")]
+    budgets = [int(b) for b in args.budgets.split(",")]
+    strategies = args.strategies.split(",")
     pool, scored = (train, dev) if split == "dev" else (np.concatenate([train, dev]), test)
     own = x[:, : embed["encoder_dim"]]
     runs: dict[str, list[list[float]]] = {}
@@ -372,23 +362,7 @@ def main() -> None:
     }
     embed = embed_results(inputs, y, train, dev, test, args.cache)
     report["full_labels"] = embed["results"]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    budgets = [int(b) for b in args.budgets.split(",")]
-    report["default_loop"] = default_loop(
-        inputs,
-        y,
-        groups,
-        embed,
-        train,
-        dev,
-        test,
-        seeds,
-        budgets,
-        args.strategies.split(","),
-        args.split,
-        args.refresh_from,
-        not args.no_self_training,
-    )
+    report["default_loop"] = default_loop(args, inputs, y, groups, embed, train, dev, test)
     if not args.skip_finetune:
         report["full_labels"].update(finetune_results(inputs, y, train, dev, test, contexts))
     report["machine"] = f"{platform.machine()}, {os.cpu_count()} cpus"
